@@ -1,0 +1,5 @@
+import sys
+
+from tinysm.cli import main
+
+sys.exit(main())
