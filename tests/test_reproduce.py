@@ -1,0 +1,119 @@
+"""The reproduce driver: which notebooks run, in which order, with which parameters; skip, force, stop."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tinysm.cli import main
+from tinysm.config import ConfigError
+from tinysm.reproduce import NotebookFailed, load_experiments, plan_jobs, run_jobs
+
+
+def write_params(folder: Path, runs_dir: Path, names=("exp5.2", "exp1.2", "exp4.0"), **extra) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        values = {"experiment": name, "runs_dir": str(runs_dir), "epochs": 1, **extra}
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(values))
+    return folder
+
+
+class RecordingExecutor:
+    """Stands in for papermill: records calls, fails on request, writes the notebook it was given."""
+
+    def __init__(self, fail_on: str | None = None):
+        self.calls: list[tuple[Path, Path, dict]] = []
+        self.fail_on = fail_on
+
+    def __call__(self, notebook: Path, output: Path, parameters: dict) -> None:
+        self.calls.append((notebook, output, parameters))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text("executed")
+        if self.fail_on and self.fail_on in str(output):
+            raise RuntimeError("cell 7 raised")
+
+
+def test_jobs_run_in_the_papers_order_between_sizes_and_results(tmp_path):
+    configs = load_experiments(write_params(tmp_path / "params", tmp_path / "runs"))
+    jobs = plan_jobs(configs, tmp_path / "figures", force=False, size_parameters={"bins": 100})
+    assert [j.name for j in jobs] == ["size_distribution", "exp1.2", "exp4.0", "exp5.2", "results"]
+    assert [j.notebook.name for j in jobs] == ["size_distribution.ipynb"] + ["experiment.ipynb"] * 3 + [
+        "results.ipynb"]
+    assert jobs[0].parameters == {"bins": 100, "output_dir": str(tmp_path / "figures")}
+    assert jobs[1].output == tmp_path / "runs" / "exp1.2" / "experiment.ipynb"
+    assert jobs[1].parameters["experiment"] == "exp1.2" and jobs[1].parameters["epochs"] == 1
+    assert jobs[1].parameters["overwrite"] is False
+    assert jobs[-1].parameters == {"runs_dir": str(tmp_path / "runs"), "figures_dir": str(tmp_path / "figures")}
+
+
+def test_experiment_parameters_are_flat_and_papermill_safe(tmp_path):
+    """papermill merges shallowly and turns tuples into strings: only scalars and lists go in."""
+    configs = load_experiments(write_params(tmp_path / "params", tmp_path / "runs", names=("exp4.0",)))
+    parameters = plan_jobs(configs, tmp_path, False, {})[1].parameters
+    for key, value in parameters.items():
+        assert isinstance(value, (str, int, float, bool, list)), key
+        assert not isinstance(value, list) or all(isinstance(v, (int, float)) for v in value), key
+
+
+def test_only_selects_experiments_and_rejects_unknown_names(tmp_path):
+    params = write_params(tmp_path / "params", tmp_path / "runs")
+    assert [c.experiment for c in load_experiments(params, ["exp5.2", "exp1.2"])] == ["exp1.2", "exp5.2"]
+    with pytest.raises(ValueError, match="--only exp9.9: no such params file"):
+        load_experiments(params, ["exp9.9"])
+
+
+def test_params_file_must_be_named_after_its_experiment(tmp_path):
+    folder = tmp_path / "params"
+    folder.mkdir()
+    (folder / "exp4.0.yaml").write_text("experiment: exp4.1\n")
+    with pytest.raises(ConfigError, match=r"exp4\.0\.yaml: 'experiment' is 'exp4.1'"):
+        load_experiments(folder)
+
+
+def test_empty_params_folder_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no params files"):
+        load_experiments(tmp_path)
+
+
+def test_experiments_writing_to_different_runs_dirs_are_rejected(tmp_path):
+    folder = write_params(tmp_path / "params", tmp_path / "runs_a", names=("exp1.2",))
+    write_params(folder, tmp_path / "runs_b", names=("exp2.3",))
+    with pytest.raises(ConfigError, match="several runs_dir"):
+        plan_jobs(load_experiments(folder), tmp_path, False, {})
+
+
+def test_finished_runs_are_skipped_unless_forced(tmp_path):
+    configs = load_experiments(write_params(tmp_path / "params", tmp_path / "runs"))
+    (tmp_path / "runs" / "exp4.0").mkdir(parents=True)
+    (tmp_path / "runs" / "exp4.0" / "metrics.json").write_text("{}")
+    lines: list[str] = []
+    executor = RecordingExecutor()
+    executed = run_jobs(plan_jobs(configs, tmp_path, False, {}), execute=executor, echo=lines.append)
+    assert executed == ["size_distribution", "exp1.2", "exp5.2", "results"]
+    assert len(lines) == 5 and "exp4.0" in lines[2] and "skipped" in lines[2]
+    assert all(str(call[1]) in line for call, line in zip(executor.calls, [lines[0], lines[1], lines[3]]))
+
+    forced = RecordingExecutor()
+    jobs = plan_jobs(configs, tmp_path, True, {})
+    assert run_jobs(jobs, force=True, execute=forced, echo=lines.append)[2] == "exp4.0"
+    assert all(call[2]["overwrite"] for call in forced.calls[1:-1])
+
+
+def test_a_failed_notebook_stops_the_pipeline_and_is_kept(tmp_path):
+    configs = load_experiments(write_params(tmp_path / "params", tmp_path / "runs"))
+    executor = RecordingExecutor(fail_on="exp4.0")
+    lines: list[str] = []
+    with pytest.raises(NotebookFailed, match=r"exp4\.0: RuntimeError.*kept at .*exp4\.0/experiment\.ipynb"):
+        run_jobs(plan_jobs(configs, tmp_path, False, {}), execute=executor, echo=lines.append)
+    assert [c[1].parent.name for c in executor.calls] == ["runs", "exp1.2", "exp4.0"]  # nothing after
+    assert (tmp_path / "runs" / "exp4.0" / "experiment.ipynb").read_text() == "executed"
+    assert "FAILED" in lines[-1]
+
+
+def test_cli_bad_params_file_is_one_clean_error_before_any_work(tmp_path, capsys):
+    folder = write_params(tmp_path / "params", tmp_path / "runs", names=("exp1.2",), detector="yolo")
+    assert main(["reproduce", "--params", str(folder), "--data", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert "exp1.2.yaml: 'detector' must be one of ['faster_fpn', 'retinanet'], got 'yolo'" in err
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()

@@ -1,0 +1,140 @@
+"""Figures of one experiment and of the results table: training curves, PR and MR–FPPI curves per
+size range (SPEC §6), images with boxes, detections next to the ground truth, the AP50_tiny bars.
+
+Every function returns a matplotlib Figure and draws from arrays; nothing here reads files.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+Curves = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+GT_COLOR, IGNORE_COLOR, DET_COLOR = "#2ca02c", "#ffbf00", "#d62728"
+
+
+def plot_training_curves(records: Sequence[Mapping[str, float]], title: str = "") -> Figure:
+    """Loss and learning rate against the iteration, one line per training stage.
+
+    `records` are the engine's log lines: each has `stage`, `iteration`, `loss` and `lr`.
+    """
+    fig, (ax_loss, ax_lr) = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
+    stages = list(dict.fromkeys(r["stage"] for r in records))
+    for stage in stages:
+        rows = [r for r in records if r["stage"] == stage]
+        iters = [r["iteration"] for r in rows]
+        ax_loss.plot(iters, [r["loss"] for r in rows], lw=1, label=stage)
+        ax_lr.plot(iters, [r["lr"] for r in rows], lw=1.5, label=stage)
+    ax_loss.set(xlabel="iteration", ylabel="training loss (sum of the detector's losses)", title="loss")
+    ax_lr.set(xlabel="iteration", ylabel="learning rate", title="learning rate (warm-up, steps)")
+    for ax in (ax_loss, ax_lr):
+        ax.grid(alpha=0.3)
+        if stages:
+            ax.legend(title="stage")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_pr_curves(curves: Curves, iou: float = 0.5, title: str = "") -> Figure:
+    """Precision against recall, one line per size range (SPEC §6.1), AP in the legend."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), constrained_layout=True)
+    for name, (recall, precision) in curves.items():
+        recall, precision = np.asarray(recall, float), np.asarray(precision, float)
+        if recall.size == 0 or np.all(precision < 0):  # undefined range (no regular GT)
+            continue
+        ap = 100 * float(np.mean(np.clip(precision, 0, None)))
+        ax.plot(recall, precision, lw=1.5, label=f"{name} (AP {ap:.1f})")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
+           title=title or f"precision–recall at IoU {iou:g}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def plot_mr_fppi(curves: Curves, iou: float = 0.5, title: str = "") -> Figure:
+    """Miss rate against false positives per image (log–log), one line per size range (SPEC §6.2)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), constrained_layout=True)
+    for name, (fppi, miss_rate) in curves.items():
+        fppi, miss_rate = np.asarray(fppi, float), np.asarray(miss_rate, float)
+        keep = fppi > 0
+        if not keep.any():
+            continue
+        ax.step(fppi[keep], miss_rate[keep], where="post", lw=1.5, label=name)
+    ax.set(xscale="log", yscale="log", xlim=(1e-2, 1e2), ylim=(1e-2, 1.05), xlabel="false positives per image",
+           ylabel="miss rate", title=title or f"miss rate–FPPI at IoU {iou:g}")
+    ax.axvspan(1e-2, 1e0, color="0.9", zorder=0, label="MR averaging range")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def _draw_boxes(ax, boxes_xyxy: np.ndarray, color: str, lw: float = 1.0, linestyle: str = "-") -> None:
+    for x1, y1, x2, y2 in np.asarray(boxes_xyxy, float).reshape(-1, 4):
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=color, lw=lw, ls=linestyle))
+
+
+def _show(ax, image: np.ndarray, title: str) -> None:
+    """Show an HxWx3 or 3xHxW image without axes."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = image.transpose(1, 2, 0)
+    ax.imshow(image)
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+
+
+def plot_image_grid(images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], titles: Sequence[str],
+                    columns: int = 3, title: str = "") -> Figure:
+    """Images (HxWx3 or 3xHxW) with their xyxy boxes drawn, `columns` per row."""
+    rows = max(1, math.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False,
+                             constrained_layout=True)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, image, image_boxes, name in zip(axes.flat, images, boxes, titles):
+        _show(ax, image, name)
+        _draw_boxes(ax, image_boxes, GT_COLOR)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_detections_vs_truth(image: np.ndarray, gt_boxes: np.ndarray, gt_ignored: np.ndarray,
+                             det_boxes: np.ndarray, det_scores: np.ndarray, score_threshold: float = 0.3,
+                             title: str = "") -> Figure:
+    """Ground truth (ignored boxes dashed) left, detections scoring ≥ `score_threshold` right."""
+    gt_boxes = np.asarray(gt_boxes, float).reshape(-1, 4)
+    gt_ignored = np.asarray(gt_ignored, bool).reshape(-1)
+    keep = np.asarray(det_scores, float).reshape(-1) >= score_threshold
+    fig, (ax_gt, ax_det) = plt.subplots(1, 2, figsize=(13, 4.6), constrained_layout=True)
+    _show(ax_gt, image, f"ground truth: {int((~gt_ignored).sum())} persons, {int(gt_ignored.sum())} ignored")
+    _draw_boxes(ax_gt, gt_boxes[~gt_ignored], GT_COLOR)
+    _draw_boxes(ax_gt, gt_boxes[gt_ignored], IGNORE_COLOR, linestyle="--")
+    _show(ax_det, image, f"detections with score ≥ {score_threshold:g}: {int(keep.sum())}")
+    _draw_boxes(ax_det, np.asarray(det_boxes, float).reshape(-1, 4)[keep], DET_COLOR)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_ap_bars(experiments: Sequence[str], ours: Sequence[float], published: Sequence[float],
+                 title: str = "AP50_tiny: this run against the paper") -> Figure:
+    """Grouped bars of our AP50_tiny and the published one; a missing run (NaN) is labelled, not zero."""
+    ours, published = np.asarray(ours, float), np.asarray(published, float)
+    x = np.arange(len(experiments))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(experiments) + 2), 4.2), constrained_layout=True)
+    bars_ours = ax.bar(x - 0.2, np.nan_to_num(ours), 0.4, label="ours", color="#1f77b4")
+    bars_paper = ax.bar(x + 0.2, np.nan_to_num(published), 0.4, label="published (SPEC §8)", color="0.7")
+    ax.bar_label(bars_ours, labels=["missing" if math.isnan(v) else f"{v:.1f}" for v in ours], fontsize=8)
+    ax.bar_label(bars_paper, labels=["" if math.isnan(v) else f"{v:.1f}" for v in published], fontsize=8)
+    ax.set_xticks(x, experiments)
+    top = np.nanmax(np.concatenate([ours, published, [1.0]]))
+    ax.set(ylabel="AP50_tiny (%)", ylim=(0, 1.15 * top), title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
