@@ -31,10 +31,10 @@ def test_paper_params_follow_the_seed_recipe(name):
     """SPEC §8: 2 GPUs x 1 image at LR 0.01, 12 epochs stepped at 8 and 11; pre-training batch 8 (exp4.0) or 4."""
     config = load_config(ExperimentConfig, PARAMS / "paper" / f"{name}.yaml")
     assert (config.gpus, config.batch_size, config.lr, config.epochs) == (2, 1, 0.01, 12)
-    assert config.lr_steps == [8, 11] and config.warmup_iters == 500
+    assert config.milestones == [8, 11] and config.warmup_iters == 500
     assert config.backbone == "resnet50" and config.data_root == "data" and config.max_dets == 1000
     row = PAPER_ROWS[name]
-    assert config.detector == ("faster_fpn" if row.detector == "Faster-FPN" else "retinanet")
+    assert config.detector == ("faster_fpn" if row.detector == "Faster-FPN" else "adaptive_retinanet")
     expected_pretrain = "msm" if "MSM" in row.pretraining else "sm" if "SM" in row.pretraining else "none"
     assert config.pretrain == expected_pretrain
     if expected_pretrain != "none":
@@ -110,11 +110,11 @@ def test_run_dir_is_resolved_from_the_repository_root_not_the_cwd(tmp_path, monk
 def test_notebook_namespace_gives_the_parameters_cells_names_only():
     namespace = {"In": [], "get_ipython": print, "ExperimentConfig": ExperimentConfig}
     before = set(namespace)
-    namespace.update(experiment="exp5.1", detector="retinanet", lr=0.02, _private=1)
+    namespace.update(experiment="exp5.1", detector="adaptive_retinanet", lr=0.02, _private=1)
     assert parameters_from_namespace(namespace, before) == {
-        "experiment": "exp5.1", "detector": "retinanet", "lr": 0.02}
+        "experiment": "exp5.1", "detector": "adaptive_retinanet", "lr": 0.02}
     config = experiment_config_from_notebook(namespace, before)
-    assert (config.experiment, config.detector, config.lr) == ("exp5.1", "retinanet", 0.02)
+    assert (config.experiment, config.detector, config.lr) == ("exp5.1", "adaptive_retinanet", 0.02)
 
 
 def test_notebook_rejects_a_parameter_papermill_only_warns_about():
@@ -124,8 +124,8 @@ def test_notebook_rejects_a_parameter_papermill_only_warns_about():
 
 
 def test_papermill_list_for_a_list_field_is_accepted_and_a_string_is_not():
-    ok = config_from_mapping(ExperimentConfig, {"experiment": "e", "lr_steps": [3, 4]})
-    assert ok.lr_steps == [3, 4]
-    with pytest.raises(ConfigError, match="'lr_steps' must be a list"):
-        config_from_mapping(ExperimentConfig, {"experiment": "e", "lr_steps": "(3, 4)"})
+    ok = config_from_mapping(ExperimentConfig, {"experiment": "e", "milestones": [3, 4]})
+    assert ok.milestones == [3, 4]
+    with pytest.raises(ConfigError, match="'milestones' must be a list"):
+        config_from_mapping(ExperimentConfig, {"experiment": "e", "milestones": "(3, 4)"})
 

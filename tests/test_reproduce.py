@@ -52,7 +52,7 @@ def test_experiment_parameters_are_flat_and_papermill_safe(tmp_path):
     configs = load_experiments(write_params(tmp_path / "params", tmp_path / "runs", names=("exp4.0",)))
     parameters = plan_jobs(configs, tmp_path, False, {})[1].parameters
     for key, value in parameters.items():
-        assert isinstance(value, (str, int, float, bool, list)), key
+        assert value is None or isinstance(value, (str, int, float, bool, list)), key
         assert not isinstance(value, list) or all(isinstance(v, (int, float)) for v in value), key
 
 
@@ -115,5 +115,5 @@ def test_cli_bad_params_file_is_one_clean_error_before_any_work(tmp_path, capsys
     folder = write_params(tmp_path / "params", tmp_path / "runs", names=("exp1.2",), detector="yolo")
     assert main(["reproduce", "--params", str(folder), "--data", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err
-    assert "exp1.2.yaml: 'detector' must be one of ['faster_fpn', 'retinanet'], got 'yolo'" in err
+    assert "exp1.2.yaml: 'detector' must be one of ['faster_fpn', 'adaptive_retinanet'], got 'yolo'" in err
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()

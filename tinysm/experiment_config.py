@@ -43,7 +43,7 @@ class ExperimentConfig:
     """
 
     experiment: str                              # the paper's row, e.g. "exp4.0"; names the run folder
-    detector: Literal["faster_fpn", "retinanet"] = "faster_fpn"
+    detector: Literal["faster_fpn", "adaptive_retinanet"] = "faster_fpn"
     pretrain: Literal["none", "plain", "sm", "msm"] = "none"  # COCO pre-training, plain or scale-matched
     data_root: str = "data"                      # holds tiny_set/ and coco/ as in SPEC §1.1
     runs_dir: str = "runs"                       # the run is written to <runs_dir>/<experiment>/
@@ -57,21 +57,23 @@ class ExperimentConfig:
     epochs: int = 12
     lr: float = 0.01
     batch_size: int = 1
-    lr_steps: list[int] = field(default_factory=lambda: [8, 11])
+    milestones: list[int] = field(default_factory=lambda: [8, 11])  # LR x0.1 after these epochs
     warmup_iters: int = 500
-    max_train_images: int = 0                    # 0: every training tile
+    max_iters: int | None = None                 # stop early (CPU runs); the schedule is unchanged
+    max_train_images: int | None = None          # null: every training tile
     # Pre-training on COCO (SPEC §8), ignored when pretrain == "none".
     pretrain_epochs: int = 12
     pretrain_lr: float = 0.01
     pretrain_batch_size: int = 4
-    pretrain_lr_steps: list[int] = field(default_factory=lambda: [8, 11])
-    pretrain_max_images: int = 0                 # 0: every COCO training image
+    pretrain_milestones: list[int] = field(default_factory=lambda: [8, 11])
+    pretrain_max_iters: int | None = None
+    pretrain_max_images: int | None = None       # null: every COCO training image
     # Scale Match (SPEC §3–§5): the values of every published run.
     sm_bins: int = 100
     sm_scale_range: list[float] = field(default_factory=lambda: [0.1, 1.0])
     sm_default_scale: float = 0.25
     # Evaluation (SPEC §6).
-    max_test_images: int = 0                     # 0: every test image
+    max_test_images: int | None = None           # null: every test image
     max_dets: int = 1000
     overwrite: bool = False                      # replace a finished run of the same name
 
