@@ -48,7 +48,7 @@ class ExperimentConfig:
     data_root: str = "data"                      # holds tiny_set/ and coco/ as in SPEC §1.1
     runs_dir: str = "runs"                       # the run is written to <runs_dir>/<experiment>/
     backbone: str = "resnet50"
-    imagenet_weights: bool = True                # silently unavailable offline: the run records it
+    imagenet_weights: bool = True                # torchvision's file: downloaded once, or cached
     device: str = "auto"                         # "auto": cuda when available, else cpu
     gpus: int = 1                                # > 1: each training stage runs under torchrun
     seed: int = 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,14 @@ from tinysm.io import atomic_path, atomic_write_text
 HEADLINE = "AP50_tiny"
 # The extra columns of the seed's tables: AP at the other IoUs, the tiny sub-ranges, the miss rate.
 DETAIL_METRICS = ("AP25_tiny", "AP75_tiny", "AP50_tiny1", "AP50_tiny2", "AP50_tiny3", "MR50_tiny")
+
+
+@dataclass
+class ResultsConfig:
+    """The parameters of notebooks/results.ipynb (paths relative to the repository root)."""
+
+    runs_dir: str = "runs/cpu"      # holds <experiment>/metrics.json
+    figures_dir: str = "figures"    # results_table.md, .csv and .png go here
 
 
 def collect_metrics(runs_dir: str | Path) -> dict[str, dict]:

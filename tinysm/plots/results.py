@@ -6,6 +6,7 @@ Every function returns a matplotlib Figure and draws from arrays; nothing here r
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -13,8 +14,18 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from tinysm.io import atomic_path
+
 Curves = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 GT_COLOR, IGNORE_COLOR, DET_COLOR = "#2ca02c", "#ffbf00", "#d62728"
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
+    """Write `fig` atomically in the format of the file's suffix (png, pdf, svg)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
+    return path
 
 
 def plot_training_curves(records: Sequence[Mapping[str, float]], title: str = "") -> Figure:
@@ -122,19 +133,19 @@ def plot_detections_vs_truth(image: np.ndarray, gt_boxes: np.ndarray, gt_ignored
     return fig
 
 
-def plot_ap_bars(experiments: Sequence[str], ours: Sequence[float], published: Sequence[float],
+def plot_ap_bars(labels: Sequence[str], ours: Sequence[float], published: Sequence[float],
                  title: str = "AP50_tiny: this run against the paper") -> Figure:
     """Grouped bars of our AP50_tiny and the published one; a missing run (NaN) is labelled, not zero."""
     ours, published = np.asarray(ours, float), np.asarray(published, float)
-    x = np.arange(len(experiments))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(experiments) + 2), 4.2), constrained_layout=True)
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.4), constrained_layout=True)
     bars_ours = ax.bar(x - 0.2, np.nan_to_num(ours), 0.4, label="ours", color="#1f77b4")
     bars_paper = ax.bar(x + 0.2, np.nan_to_num(published), 0.4, label="published (SPEC §8)", color="0.7")
     ax.bar_label(bars_ours, labels=["missing" if math.isnan(v) else f"{v:.1f}" for v in ours], fontsize=8)
     ax.bar_label(bars_paper, labels=["" if math.isnan(v) else f"{v:.1f}" for v in published], fontsize=8)
-    ax.set_xticks(x, experiments)
+    ax.set_xticks(x, labels, fontsize=8)
     top = np.nanmax(np.concatenate([ours, published, [1.0]]))
-    ax.set(ylabel="AP50_tiny (%)", ylim=(0, 1.15 * top), title=title)
+    ax.set(ylabel="AP50_tiny (%)", ylim=(0, 1.3 * top), title=title)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right", ncols=2)
     return fig
