@@ -1,0 +1,142 @@
+"""`TrainConfig`: one training stage (pre-training or fine-tuning) as a typed, validated config.
+
+The defaults are the fine-tuning recipe of SPEC §8. A params file is a flat YAML mapping of these
+keys (`tinysm train CONFIG.yaml`); unknown keys and wrong types fail before any work starts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from tinysm.config import ConfigError, config_from_mapping, load_config
+from tinysm.paths import resolve
+
+DetectorName = Literal["faster_fpn", "adaptive_retinanet"]
+
+
+@dataclass
+class TrainConfig:
+    """One stage: data, detector, the SGD recipe of SPEC §8 and how to run it.
+
+    Relative paths are relative to the repository root (`tinysm.paths.resolve`).
+    `batch_size` is per process; the learning rate is `lr_per_image` times the global batch
+    (batch_size × number of processes), so the recipe holds on any number of GPUs.
+    """
+
+    detector: DetectorName
+    train_annotations: Path                     # COCO-format file (TinyPerson tiles or an external set)
+    train_images: Path                          # image root its file_names are relative to
+    out_dir: Path                               # checkpoints, metrics.jsonl, config.yaml
+    # Detector (SPEC §7)
+    backbone: str = "resnet50"
+    backbone_weights: str | None = None         # "imagenet", a local .pth file, or None
+    init_from: Path | None = None               # checkpoint to transfer matching tensors from (SPEC §8)
+    detector_options: dict[str, Any] = field(default_factory=dict)  # extra build_detector overrides
+    # Pre-training with Scale Match (SPEC §4, §5); "none" for fine-tuning and the baseline
+    scale_match: Literal["none", "sm", "msm"] = "none"
+    sm_target_annotations: Path | None = None   # the target histogram's file (TinyPerson training set)
+    sm_bins: int = 100
+    sm_tail_rate: float | None = None           # None: 2 / sm_bins (SPEC §3)
+    sm_scale_range: tuple[float, float] = (0.1, 1.0)
+    sm_default_scale: float = 0.25
+    sm_max_tries: int = 5
+    # Optimisation (SPEC §8)
+    epochs: int = 12
+    milestones: tuple[int, ...] = (8, 11)       # LR ×0.1 after these many epochs
+    lr_per_image: float = 0.005
+    batch_size: int = 1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 500
+    warmup_ratio: float = 0.001
+    clip_grad_norm: float | None = None         # 1.0 for the paper's "-c" runs
+    amp: bool = True                            # fp16 autocast + GradScaler, on CUDA only
+    max_iters: int | None = None                # stop early (short runs); the schedule is unchanged
+    max_images: int | None = None               # train on the first N images only (quick runs)
+    # Running
+    device: str = "auto"                        # "auto": cuda when available, else cpu
+    workers: int = 2
+    seed: int = 0
+    log_every: int = 20                         # iterations between metrics records
+    checkpoint_every: int | None = None         # iterations between checkpoints (also every epoch end)
+    eval_every: int | None = None               # epochs between evaluations (also after the last)
+    eval_annotations: Path | None = None        # full-image test file, evaluated with tiled inference
+    eval_images: Path | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "sm_bins", "sm_max_tries", "log_every"):
+            _require(getattr(self, key) >= 1, key, "must be at least 1", getattr(self, key))
+        for key in ("max_iters", "max_images", "checkpoint_every", "eval_every", "clip_grad_norm"):
+            value = getattr(self, key)
+            _require(value is None or value > 0, key, "must be positive or null", value)
+        for key in ("lr_per_image", "sm_default_scale"):
+            _require(getattr(self, key) > 0, key, "must be positive", getattr(self, key))
+        _require(self.warmup_iters >= 0 and self.workers >= 0, "warmup_iters/workers", "must be >= 0",
+                 (self.warmup_iters, self.workers))
+        _require(0 < self.warmup_ratio <= 1, "warmup_ratio", "must be in (0, 1]", self.warmup_ratio)
+        _require(list(self.milestones) == sorted(set(self.milestones))
+                 and all(0 < m <= self.epochs for m in self.milestones),
+                 "milestones", f"must be increasing epochs in 1..epochs={self.epochs}", list(self.milestones))
+        _require(self.scale_match == "none" or self.sm_target_annotations is not None,
+                 "sm_target_annotations", f"is required with scale_match={self.scale_match!r}", None)
+        _require(self.eval_every is None or self.eval_annotations is not None,
+                 "eval_annotations", "is required with eval_every", None)
+        _require((self.eval_annotations is None) == (self.eval_images is None),
+                 "eval_images", "and eval_annotations go together", self.eval_images)
+
+    @property
+    def paths(self) -> "RunPaths":
+        """Where this stage writes (absolute)."""
+        return RunPaths(resolve(self.out_dir))
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of one stage's `out_dir`."""
+
+    out_dir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.out_dir / "config.yaml"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """Rewritten during training; a resumed run starts from it."""
+        return self.out_dir / "checkpoint_last.pt"
+
+    @property
+    def final_checkpoint(self) -> Path:
+        """Written once, when the stage has finished; `train` returns it."""
+        return self.out_dir / "model_final.pt"
+
+    @property
+    def metrics(self) -> Path:
+        """JSON lines: one training record every `log_every` iterations, one per evaluation."""
+        return self.out_dir / "metrics.jsonl"
+
+
+class InvalidValue(ConfigError):
+    """A value of the right type that the recipe cannot run with; the loaders add the file's name."""
+
+
+def _require(ok: bool, key: str, problem: str, value: Any) -> None:
+    if not ok:
+        raise InvalidValue(f"'{key}' {problem}" + ("" if value is None else f", got {value!r}"))
+
+
+def train_config_from_mapping(values: Mapping[str, Any], where: str = "<train config>") -> TrainConfig:
+    """A validated `TrainConfig` from a flat mapping (e.g. built by tinysm.experiment)."""
+    try:
+        return config_from_mapping(TrainConfig, values, where)
+    except InvalidValue as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def load_train_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """A validated `TrainConfig` from a YAML file, with optional overrides on top."""
+    try:
+        return load_config(TrainConfig, path, overrides)
+    except InvalidValue as err:
+        raise ConfigError(f"{path}: {err}") from None
