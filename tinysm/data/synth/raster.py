@@ -1,8 +1,9 @@
 """Anti-aliased shapes painted onto a float RGB canvas: the drawing primitives of the generator.
 
 Each shape knows its exact bounding box and a signed distance (negative inside, in pixels), so
-coverage = clip(0.5 − distance, 0, 1) gives one pixel of anti-aliasing without supersampling.
-That matters at TinyPerson scale: a 4-pixel person is mostly edge pixels.
+coverage = clip(0.5 − distance / softness, 0, 1) gives anti-aliasing without supersampling: an
+edge ramp `softness` pixels wide. That matters at TinyPerson scale: a 4-pixel person is mostly
+edge pixels. A softness above 1 doubles as the camera's lens blur, at no cost.
 """
 from __future__ import annotations
 
@@ -101,27 +102,28 @@ class Part:
     alpha: float = 1.0
 
 
-def paint(canvas: np.ndarray, part: Part) -> None:
+def paint(canvas: np.ndarray, part: Part, softness: float = 1.0) -> None:
     """Blend `part` into the H×W×3 float32 `canvas` in place, touching only its bounding patch."""
     height, width = canvas.shape[:2]
     x1, y1, x2, y2 = part.shape.bounds()
-    c1, r1 = max(0, math.floor(x1) - 1), max(0, math.floor(y1) - 1)
-    c2, r2 = min(width, math.ceil(x2) + 1), min(height, math.ceil(y2) + 1)
+    margin = math.ceil(softness / 2) + 1
+    c1, r1 = max(0, math.floor(x1) - margin), max(0, math.floor(y1) - margin)
+    c2, r2 = min(width, math.ceil(x2) + margin), min(height, math.ceil(y2) + margin)
     if c2 <= c1 or r2 <= r1:
         return
     # Pixel centres sit at integer + 0.5, so a shape from x=10 to x=12 covers pixels 10 and 11.
     xx = np.arange(c1, c2, dtype=np.float32)[None, :] + 0.5
     yy = np.arange(r1, r2, dtype=np.float32)[:, None] + 0.5
-    coverage = np.clip(0.5 - part.shape.distance(xx, yy), 0.0, 1.0) * part.alpha
+    coverage = np.clip(0.5 - part.shape.distance(xx, yy) / softness, 0.0, 1.0) * part.alpha
     patch = canvas[r1:r2, c1:c2]
     colour = np.asarray(part.colour, dtype=np.float32)
     patch += coverage[..., None].astype(np.float32) * (colour - patch)
 
 
-def paint_all(canvas: np.ndarray, parts: Sequence[Part]) -> None:
+def paint_all(canvas: np.ndarray, parts: Sequence[Part], softness: float = 1.0) -> None:
     """Paint `parts` in order (later parts cover earlier ones)."""
     for part in parts:
-        paint(canvas, part)
+        paint(canvas, part, softness)
 
 
 def union_bounds(parts: Sequence[Part]) -> Box:
