@@ -1,0 +1,161 @@
+"""COCO detection results as numpy columns, validated against the ground truth (issue 4, input checks).
+
+A results file is a JSON list of `{image_id, category_id, bbox: [x, y, w, h], score}`. Columns are
+extracted in one pass per key; only when that fails is the list walked entry by entry to name the
+first bad entry, so a clean file costs no per-entry Python checks.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from tinysm.data.annotations import AnnotationError
+
+RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
+
+
+@dataclass(frozen=True)
+class Detections:
+    """N detections: `image_id`, `category_id` (int64), `bbox` (N×4 float64 x, y, w, h), `score` (float64)."""
+
+    image_id: np.ndarray
+    category_id: np.ndarray
+    bbox: np.ndarray
+    score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    @property
+    def area(self) -> np.ndarray:
+        """w·h, the detection area every rule of SPEC §6 uses."""
+        return self.bbox[:, 2] * self.bbox[:, 3]
+
+    def to_results(self) -> list[dict[str, Any]]:
+        """The COCO results list (plain Python numbers)."""
+        return [{"image_id": int(i), "category_id": int(c), "bbox": [float(v) for v in b], "score": float(s)}
+                for i, c, b, s in zip(self.image_id, self.category_id, self.bbox, self.score)]
+
+
+def load_detections(source: Any, image_ids: Iterable[int], category_ids: Iterable[int] | None = None) -> Detections:
+    """Read and validate detections from a path, a list of result dicts, a mapping of arrays or `Detections`.
+
+    Every `image_id` must be one of `image_ids` and every `category_id` one of `category_ids` (when given);
+    scores and boxes must be finite with w, h >= 0. Errors name the source and the entry.
+    """
+    name: str | os.PathLike | None = None
+    if isinstance(source, (str, os.PathLike)):
+        name = Path(source)
+        source = _read_results_file(name)
+    if isinstance(source, Detections):
+        detections = source
+    elif isinstance(source, Mapping):
+        detections = _from_arrays(source, name)
+    elif isinstance(source, list):
+        detections = _from_records(source, name)
+    else:
+        raise AnnotationError(name, "top level", f"detections must be a list of result objects, got {type(source).__name__}")
+    _check_values(detections, name, np.fromiter(image_ids, np.int64),
+                  None if category_ids is None else np.fromiter(category_ids, np.int64))
+    return detections
+
+
+def _read_results_file(path: Path) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise AnnotationError(path, "file", "does not exist") from None
+    except json.JSONDecodeError as err:
+        raise AnnotationError(path, "file", f"malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except UnicodeDecodeError as err:
+        raise AnnotationError(path, "file", f"not UTF-8 text ({err.reason})") from None
+
+
+def _from_records(records: list, name: str | os.PathLike | None) -> Detections:
+    try:
+        image_id = np.array([r["image_id"] for r in records])
+        category_id = np.array([r["category_id"] for r in records])
+        bbox = np.array([r["bbox"] for r in records], dtype=np.float64).reshape(len(records), 4)
+        score = np.array([r["score"] for r in records], dtype=np.float64)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        _raise_first_bad_record(records, name)
+        raise  # a failure the entry checks did not explain is a bug: keep its traceback
+    if records and (image_id.dtype.kind != "i" or category_id.dtype.kind != "i"):
+        _raise_first_bad_record(records, name)  # float or boolean ids
+    return Detections(image_id.astype(np.int64), category_id.astype(np.int64), bbox, score)
+
+
+def _raise_first_bad_record(records: list, name: str | os.PathLike | None) -> None:
+    """Walk the records and raise AnnotationError for the first one that is malformed."""
+    for index, record in enumerate(records):
+        entry = f"detection at index {index}"
+        if not isinstance(record, Mapping):
+            raise AnnotationError(name, entry, f"expected an object, got {type(record).__name__}")
+        for key in RESULT_KEYS:
+            if key not in record:
+                raise AnnotationError(name, entry, f"missing required key '{key}'")
+        for key in ("image_id", "category_id"):
+            if type(record[key]) is not int:
+                raise AnnotationError(name, entry, f"'{key}' must be an integer, got {record[key]!r}")
+        bbox = record["bbox"]
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+            raise AnnotationError(name, entry, f"'bbox' must be four numbers [x, y, w, h], got {bbox!r}")
+        if not _is_number(record["score"]):
+            raise AnnotationError(name, entry, f"'score' must be a number, got {record['score']!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _from_arrays(arrays: Mapping[str, Any], name: str | os.PathLike | None) -> Detections:
+    missing = [key for key in RESULT_KEYS if key not in arrays]
+    if missing:
+        raise AnnotationError(name, "arrays", f"missing column(s) {missing}; need {list(RESULT_KEYS)}")
+    try:
+        image_id = np.asarray(arrays["image_id"])
+        category_id = np.asarray(arrays["category_id"])
+        bbox = np.asarray(arrays["bbox"], dtype=np.float64)
+        score = np.asarray(arrays["score"], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise AnnotationError(name, "arrays", f"columns must be numeric: {err}") from None
+    n = len(score)
+    for key, column in (("image_id", image_id), ("category_id", category_id)):
+        if column.shape != (n,) or column.dtype.kind not in "iu":
+            raise AnnotationError(name, f"column '{key}'", f"must be {n} integers, got shape {column.shape} dtype {column.dtype}")
+    if bbox.shape != (n, 4) or score.shape != (n,):
+        raise AnnotationError(name, "arrays", f"need bbox of shape ({n}, 4) and score of shape ({n},), "
+                                              f"got {bbox.shape} and {score.shape}")
+    return Detections(image_id.astype(np.int64), category_id.astype(np.int64), bbox, score)
+
+
+def _check_values(detections: Detections, name: str | os.PathLike | None,
+                  image_ids: np.ndarray, category_ids: np.ndarray | None) -> None:
+    def fail(mask: np.ndarray, problem: str) -> None:
+        index = int(np.flatnonzero(mask)[0])
+        raise AnnotationError(name, f"detection at index {index} (image_id {detections.image_id[index]})",
+                              problem.format(bbox=detections.bbox[index].tolist(), score=detections.score[index],
+                                             image_id=detections.image_id[index],
+                                             category_id=detections.category_id[index]))
+
+    bad = ~np.isfinite(detections.score)
+    if bad.any():
+        fail(bad, "'score' must be finite, got {score}")
+    bad = ~np.isfinite(detections.bbox).all(axis=1)
+    if bad.any():
+        fail(bad, "'bbox' has a non-finite value: {bbox}")
+    bad = (detections.bbox[:, 2:] < 0).any(axis=1)
+    if bad.any():
+        fail(bad, "'bbox' width and height must be >= 0, got {bbox}")
+    bad = ~np.isin(detections.image_id, image_ids)
+    if bad.any():
+        fail(bad, "image_id {image_id} is not the id of any image in the ground truth")
+    bad = np.zeros(len(detections), bool) if category_ids is None else ~np.isin(detections.category_id, category_ids)
+    if bad.any():
+        fail(bad, "category_id {category_id} is not a category of the ground truth")

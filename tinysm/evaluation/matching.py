@@ -1,0 +1,124 @@
+"""Greedy detection-to-GT matching of SPEC §6.1 (AP) and §6.2 (MR), vectorised across images.
+
+Within an image the matching is sequential: detections by descending score, each taking the best
+still-free GT, so an earlier detection can steal a GT from a later one. Across images it is
+independent. So detections are processed *by rank*: step r handles the r-th best detection of
+every image at once, for every (IoU threshold × range) problem at once, as numpy operations. Only
+detections that overlap some GT enough to matter take part; the rest are unmatched by construction.
+
+The rules, per problem and detection (the reference's loops, SPEC §6.1-§6.2):
+1. Among free GTs with overlap >= t, the regular ones win; among them the highest overlap, and on
+   equal overlap the one later in file order (the reference keeps replacing on `>=`).
+2. Otherwise, the same among free ignored GTs: the detection is ignored.
+3. Otherwise the fallback: f(x) = x/(1+x)·(1 + area_g/A_d) over every ignored GT (the first maximum);
+   the detection is ignored when f >= the fallback threshold (AP: t) or > it (MR: 0.5).
+A chosen GT is taken, unless it is reusable (crowd for AP; every ignored GT for MR).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinysm.evaluation.overlaps import Candidates
+
+UNMATCHED, MATCHED, IGNORED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class MatchRules:
+    """What AP and MR matching differ in; P problems (IoU threshold × range), G GTs, N detections."""
+
+    thresholds: np.ndarray          # (P,) min(t, 1 - 1e-10)
+    regular: np.ndarray             # (P, G) bool: GT counts in problem p (else it is ignored)
+    reusable: np.ndarray            # (P, G) bool: GT may absorb several detections
+    use_iod: np.ndarray             # (P, G) bool: the overlap with this GT is IoD, not IoU
+    active: np.ndarray              # (P, N) bool: detection takes part in problem p
+    fallback_thresholds: np.ndarray  # (P,)
+    fallback_strict: bool           # MR's rule is "> 0.5", AP's is ">= t"
+    gt_area: np.ndarray             # (G,) the `area` field, used by the fallback formula
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Per problem and detection: UNMATCHED / MATCHED (to a regular GT) / IGNORED, and the GT index."""
+
+    status: np.ndarray   # (P, N) int8
+    gt: np.ndarray       # (P, N) int64, -1 when nothing was chosen
+
+
+def iod_from_overlap(overlap: np.ndarray, gt_area: np.ndarray, det_area: np.ndarray) -> np.ndarray:
+    """The reference's IoD formula x/(1+x)·(1 + area_g/A_d) (exact IoD when x is the IoU), SPEC §6.1-§6.2."""
+    return overlap / (1 + overlap) * (1 + gt_area / det_area)
+
+
+def greedy_match(cands: Candidates, det_rank: np.ndarray, det_area: np.ndarray, rules: MatchRules) -> Matches:
+    """Match every detection in every problem (see the module docstring for the rules)."""
+    n_problems, n_dets = rules.active.shape
+    status = np.full((n_problems, n_dets), UNMATCHED, np.int8)
+    matched_gt = np.full((n_problems, n_dets), -1, np.int64)
+    taken = np.zeros(rules.regular.shape, bool)
+    rows = _rows_that_can_match(cands, det_area, rules)
+    order = np.argsort(det_rank[cands.det[rows]], kind="stable")
+    rows = rows[order]
+    ranks = det_rank[cands.det[rows]]
+    bounds = np.flatnonzero(np.diff(ranks)) + 1
+    for step_rows in np.split(rows, bounds) if len(rows) else []:
+        # One detection per image: the GTs these rows touch are disjoint, so one vectorised update is exact.
+        det = cands.det[step_rows]
+        step_status, step_gt = _match_step(cands, step_rows, det, det_area, rules, taken)
+        status[:, det], matched_gt[:, det] = step_status, step_gt
+        problem, column = np.nonzero(step_gt >= 0)
+        taken[problem, step_gt[problem, column]] = True
+    return Matches(status, matched_gt)
+
+
+def _rows_that_can_match(cands: Candidates, det_area: np.ndarray, rules: MatchRules) -> np.ndarray:
+    """Candidate rows with some pair above the lowest threshold; the others stay unmatched everywhere."""
+    if len(cands) == 0:
+        return np.zeros(0, np.int64)
+    valid = cands.gt >= 0
+    gt_area = rules.gt_area[np.where(valid, cands.gt, 0)]
+    # IoD >= IoU and f is increasing in x, so max(IoD, f(IoD)) bounds every value a rule compares.
+    fallback = iod_from_overlap(cands.iod, gt_area, det_area[cands.det][:, None])
+    upper = np.where(valid, np.maximum(cands.iod, fallback), -np.inf).max(axis=1)
+    lowest = min(rules.thresholds.min(initial=np.inf), rules.fallback_thresholds.min(initial=np.inf))
+    return np.flatnonzero(upper >= lowest)
+
+
+def _match_step(cands: Candidates, rows: np.ndarray, det: np.ndarray, det_area: np.ndarray,
+                rules: MatchRules, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gt = cands.gt[rows]                                     # (k, K)
+    valid = gt >= 0
+    safe_gt = np.where(valid, gt, 0)
+    regular = rules.regular[:, safe_gt] & valid             # (P, k, K)
+    ignored = ~rules.regular[:, safe_gt] & valid
+    overlap = np.where(rules.use_iod[:, safe_gt], cands.iod[rows], cands.iou[rows])
+    free = rules.reusable[:, safe_gt] | ~taken[:, safe_gt]
+    active = rules.active[:, det][:, :, None]
+    hit = free & active & (overlap >= rules.thresholds[:, None, None])
+    regular_hit, ignored_hit = hit & regular, hit & ignored
+    has_regular = regular_hit.any(axis=-1)
+    has_ignored = ignored_hit.any(axis=-1) & ~has_regular
+    choice = np.where(has_regular, _last_argmax(np.where(regular_hit, overlap, -np.inf)),
+                      _last_argmax(np.where(ignored_hit, overlap, -np.inf)))
+
+    fallback_value = np.where(ignored & active, iod_from_overlap(
+        overlap, rules.gt_area[safe_gt], det_area[det][None, :, None]), -np.inf)
+    fallback_choice = fallback_value.argmax(axis=-1)        # the first maximum, as np.argmax in the reference
+    best = np.take_along_axis(fallback_value, fallback_choice[..., None], axis=-1)[..., 0]
+    limit = rules.fallback_thresholds[:, None]
+    passes = best > limit if rules.fallback_strict else best >= limit
+    use_fallback = passes & ~has_regular & ~has_ignored
+    choice = np.where(use_fallback, fallback_choice, choice)
+
+    chosen = has_regular | has_ignored | use_fallback
+    chosen_gt = np.where(chosen, np.take_along_axis(np.broadcast_to(gt, overlap.shape), choice[..., None],
+                                                    axis=-1)[..., 0], -1)
+    step_status = np.where(has_regular, MATCHED, np.where(chosen, IGNORED, UNMATCHED)).astype(np.int8)
+    return step_status, chosen_gt
+
+
+def _last_argmax(values: np.ndarray) -> np.ndarray:
+    """Index of the last maximum along the last axis."""
+    return values.shape[-1] - 1 - values[..., ::-1].argmax(axis=-1)

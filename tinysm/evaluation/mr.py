@@ -1,0 +1,75 @@
+"""Log-average miss rate, CityPersons style, one category (SPEC §6.2, §6.3)."""
+from __future__ import annotations
+
+import numpy as np
+
+from tinysm.evaluation.matching import IGNORED, MATCHED, MatchRules, greedy_match
+from tinysm.evaluation.overlaps import Candidates, GroundTruthColumns, RankedDetections
+from tinysm.evaluation.protocol import (
+    MAX_THRESHOLD, MR_FALLBACK_THRESHOLD, MR_MAX_DETS, MR_SIZE_MARGIN,
+)
+
+
+def recall_at_fppi(gt: GroundTruthColumns, dets: RankedDetections, cands: Candidates,
+                   thresholds: np.ndarray, setups: np.ndarray, n_images: int, points: np.ndarray,
+                   reference_quirks: bool) -> np.ndarray:
+    """Recall read at each FPPI point, shape (T, S, len(points)); −1 where a setup has no regular GT.
+
+    `setups` is an (S, 2) array of inclusive size bounds; `n_images` the number of images in the
+    GT file (the FPPI denominator). Problems are ordered threshold-major.
+    """
+    n_t, n_s = len(thresholds), len(setups)
+    in_setup = (gt.size >= setups[:, :1]) & (gt.size <= setups[:, 1:])            # (S, G)
+    regular = np.tile(in_setup & ~gt.flagged, (n_t, 1))                          # (P, G)
+    # SPEC §6.2: top 1000 first, then the size filter [lo/1.25, hi·1.25) on √(wh).
+    size = np.sqrt(dets.area)
+    kept = (dets.rank < MR_MAX_DETS) & (size >= setups[:, :1] / MR_SIZE_MARGIN) & (size < setups[:, 1:] * MR_SIZE_MARGIN)
+    active = np.tile(kept, (n_t, 1))                                              # (P, N)
+    rules = MatchRules(thresholds=np.repeat(np.minimum(thresholds, MAX_THRESHOLD), n_s), regular=regular,
+                       reusable=~regular, use_iod=~regular, active=active,
+                       fallback_thresholds=np.full(n_t * n_s, MR_FALLBACK_THRESHOLD), fallback_strict=True,
+                       gt_area=gt.area)
+    matches = greedy_match(cands, dets.rank, dets.area, rules)
+
+    matched = matches.status == MATCHED
+    if reference_quirks:
+        matched &= gt.ann_id[np.maximum(matches.gt, 0)] != 0      # SPEC §6.3: id 0 reads as "no match"
+    false_positive = active & ~matched & (matches.status != IGNORED)
+
+    top = np.flatnonzero(dets.rank < MR_MAX_DETS)
+    ranking = top[np.argsort(-dets.score[top], kind="stable")]     # SPEC §6.2: pooled as for AP
+    n_regular = np.tile(regular[:n_s].sum(axis=1), n_t)
+    out = np.stack([_read_recall(matched[p, ranking][active[p, ranking]],
+                                 false_positive[p, ranking][active[p, ranking]],
+                                 n_regular[p], n_images, points, reference_quirks)
+                    for p in range(n_t * n_s)])
+    return out.reshape(n_t, n_s, len(points))
+
+
+def _read_recall(true_positive: np.ndarray, false_positive: np.ndarray, n_regular: int, n_images: int,
+                 points: np.ndarray, reference_quirks: bool) -> np.ndarray:
+    """Recall at the last ranked entry (ignored ones included) whose FPPI is <= each point."""
+    if n_regular == 0:
+        return np.full(len(points), -1.0)
+    if len(true_positive) == 0:
+        return np.zeros(len(points))
+    recall = np.cumsum(true_positive, dtype=np.float64) / n_regular
+    fppi = np.cumsum(false_positive, dtype=np.float64) / n_images
+    index = np.searchsorted(fppi, points, side="right") - 1
+    # SPEC §6.3: with no entry at or below a point the reference reads index -1, the final recall.
+    below = recall[-1] if reference_quirks else 0.0
+    return np.where(index >= 0, recall[np.maximum(index, 0)], below)
+
+
+def log_average_miss_rate(recall: np.ndarray) -> np.ndarray:
+    """MR per (threshold, setup) from (T, S, K, 9) recalls: exp(mean ln(1 − recall)), −1 if undefined."""
+    n_t, n_s = recall.shape[:2]
+    out = np.full((n_t, n_s), -1.0)
+    with np.errstate(divide="ignore"):       # recall 1 gives ln 0 = −inf and MR 0 (no floor, SPEC §6.2)
+        for t in range(n_t):
+            for s in range(n_s):
+                miss = 1 - recall[t, s].T.ravel()      # the reference's (point, category) C order
+                miss = miss[miss < 2]
+                if len(miss):
+                    out[t, s] = np.exp(np.mean(np.log(miss)))
+    return out

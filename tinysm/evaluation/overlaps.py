@@ -1,0 +1,139 @@
+"""Columns of one category's GTs and detections, and their overlapping pairs (SPEC §6.1, §6.2).
+
+Everything downstream works on these arrays: the GT file is read once, not once per range or
+setup. Only (detection, GT) pairs of the same image whose boxes intersect are kept; every other
+pair has overlap 0 and can never match (all thresholds are > 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinysm.data.annotations import CocoAnnotations
+from tinysm.evaluation.detections import Detections
+
+_PAIRS_PER_CHUNK = 4_000_000  # bounds the memory of the detection × GT cross product
+
+
+@dataclass(frozen=True)
+class GroundTruthColumns:
+    """GT boxes sorted by image (position in the sorted image ids), then file order."""
+
+    image: np.ndarray        # int64 image index
+    ann_id: np.ndarray       # int64 annotation id (the id-0 quirk of SPEC §6.3 needs it)
+    category_id: np.ndarray
+    bbox: np.ndarray         # N×4 float64 x, y, w, h
+    area: np.ndarray         # the file's `area` field (ranges and the IoD formula use it, SPEC §6.1)
+    size: np.ndarray         # the `size` key when present, else √area (SPEC §6.2)
+    crowd: np.ndarray        # bool
+    flagged: np.ndarray      # bool: `ignore` or `uncertain` (SPEC §1.2)
+
+    @classmethod
+    def from_annotations(cls, gt: CocoAnnotations, image_ids: np.ndarray) -> "GroundTruthColumns":
+        """All boxes of `gt`; `image_ids` is the sorted array of the file's image ids."""
+        cols = gt.columns()
+        size = np.fromiter((float(a.extra.get("size", np.nan)) for a in gt.annotations), np.float64,
+                           len(gt.annotations))
+        size = np.where(np.isnan(size), np.sqrt(cols["area"]), size)
+        image = np.searchsorted(image_ids, cols["image_id"])
+        order = np.argsort(image, kind="stable")
+        return cls(image[order], cols["id"][order], cols["category_id"][order], cols["bbox"][order],
+                   cols["area"][order], size[order], cols["iscrowd"][order],
+                   (cols["ignore"] | cols["uncertain"])[order])
+
+    def __len__(self) -> int:
+        return len(self.ann_id)
+
+    def select(self, mask: np.ndarray) -> "GroundTruthColumns":
+        """The rows where `mask` is true (order kept)."""
+        return GroundTruthColumns(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+
+@dataclass(frozen=True)
+class RankedDetections:
+    """Detections sorted by image, then score descending (stable: ties in input order), SPEC §6.1."""
+
+    image: np.ndarray    # int64 image index
+    bbox: np.ndarray     # N×4 float64
+    score: np.ndarray
+    rank: np.ndarray     # position in its image's ranking, 0 = best
+
+    @classmethod
+    def from_detections(cls, dets: Detections, mask: np.ndarray, image_ids: np.ndarray,
+                        max_rank: int) -> "RankedDetections":
+        """The detections under `mask`, each image cut to its `max_rank` best."""
+        image = np.searchsorted(image_ids, dets.image_id[mask])
+        bbox, score = dets.bbox[mask], dets.score[mask]
+        order = np.lexsort((-score, image))  # lexsort is stable: equal scores keep input order
+        image = image[order]
+        starts = np.searchsorted(image, image, side="left")
+        rank = np.arange(len(image)) - starts
+        keep = rank < max_rank
+        return cls(image[keep], bbox[order][keep], score[order][keep], rank[keep])
+
+    @property
+    def area(self) -> np.ndarray:
+        return self.bbox[:, 2] * self.bbox[:, 3]
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Intersecting pairs, one row per detection that has any, padded to K columns (GT index -1)."""
+
+    det: np.ndarray   # (n,) detection index
+    gt: np.ndarray    # (n, K) GT index in file order within the image, -1 for padding
+    iou: np.ndarray   # (n, K) intersection / union, computed as the reference does
+    iod: np.ndarray   # (n, K) intersection / detection area (w·h)
+
+    def __len__(self) -> int:
+        return len(self.det)
+
+
+def overlapping_pairs(gt: GroundTruthColumns, dets: RankedDetections, n_images: int) -> Candidates:
+    """All (detection, GT) pairs of the same image with a positive intersection, with IoU and IoD."""
+    gt_start = np.searchsorted(gt.image, np.arange(n_images), side="left")
+    gt_count = np.searchsorted(gt.image, np.arange(n_images), side="right") - gt_start
+    per_det = gt_count[dets.image]
+    ends = np.cumsum(per_det)
+    total = int(ends[-1]) if len(ends) else 0
+    splits = np.searchsorted(ends, np.arange(_PAIRS_PER_CHUNK, total, _PAIRS_PER_CHUNK))
+    bounds = np.unique(np.concatenate([[0], splits, [len(dets)]]))
+    chunks = [_pairs_of(gt, dets, np.arange(a, b), gt_start, per_det) for a, b in zip(bounds[:-1], bounds[1:])]
+    if not chunks:
+        return Candidates(np.zeros(0, np.int64), np.zeros((0, 0), np.int64), np.zeros((0, 0)), np.zeros((0, 0)))
+    det, gt_index, iou, iod = (np.concatenate(parts) for parts in zip(*chunks))
+    return _pad_by_detection(det, gt_index, iou, iod)
+
+
+def _pairs_of(gt: GroundTruthColumns, dets: RankedDetections, det_index: np.ndarray,
+              gt_start: np.ndarray, per_det: np.ndarray) -> tuple[np.ndarray, ...]:
+    counts = per_det[det_index]
+    det = np.repeat(det_index, counts)
+    offsets = np.arange(len(det)) - np.repeat(np.cumsum(counts) - counts, counts)
+    g = np.repeat(gt_start[dets.image[det_index]], counts) + offsets
+    d_box, g_box = dets.bbox[det], gt.bbox[g]
+    # The same operations in the same order as pycocotools' bbIou and the reference MR code, so
+    # that overlaps (and thus every threshold decision) agree to the last bit.
+    iw = np.minimum(d_box[:, 0] + d_box[:, 2], g_box[:, 0] + g_box[:, 2]) - np.maximum(d_box[:, 0], g_box[:, 0])
+    ih = np.minimum(d_box[:, 1] + d_box[:, 3], g_box[:, 1] + g_box[:, 3]) - np.maximum(d_box[:, 1], g_box[:, 1])
+    hit = (iw > 0) & (ih > 0)
+    det, g, d_box, g_box = det[hit], g[hit], d_box[hit], g_box[hit]
+    inter = iw[hit] * ih[hit]
+    d_area = d_box[:, 2] * d_box[:, 3]
+    g_area = g_box[:, 2] * g_box[:, 3]
+    return det, g, inter / (d_area + g_area - inter), inter / d_area
+
+
+def _pad_by_detection(det: np.ndarray, gt_index: np.ndarray, iou: np.ndarray, iod: np.ndarray) -> Candidates:
+    rows, row_start, per_row = np.unique(det, return_index=True, return_counts=True)
+    width = int(per_row.max()) if len(rows) else 0
+    row = np.repeat(np.arange(len(rows)), per_row)
+    column = np.arange(len(det)) - np.repeat(row_start, per_row)
+    padded_gt = np.full((len(rows), width), -1, np.int64)
+    padded_iou, padded_iod = np.zeros((len(rows), width)), np.zeros((len(rows), width))
+    padded_gt[row, column], padded_iou[row, column], padded_iod[row, column] = gt_index, iou, iod
+    return Candidates(rows, padded_gt, padded_iou, padded_iod)
