@@ -1,0 +1,278 @@
+"""Detectors of SPEC §7: settings, torchvision's traps (each with a test), labels, backbone weights."""
+from __future__ import annotations
+
+import math
+import urllib.error
+
+import pytest
+import torch
+from torch import nn
+from torchvision.models import get_model
+from torchvision.models.detection._utils import BoxCoder, Matcher
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import FrozenBatchNorm2d, roi_align
+
+import tinysm.models.backbone as backbone_module
+from tinysm.config import ConfigError
+from tinysm.models import AdaptiveRetinaNetSettings, build_detector
+from tinysm.models.components import (
+    AlignedMultiScaleRoIAlign, Float32BoxCoder, LowQualityFloorMatcher, NativeScaleTransform,
+)
+
+DETECTORS = ["faster_fpn", "adaptive_retinanet"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: extra threads only spin on a shared CPU (10× slower under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+SMALL = {"fpn_channels": 32}  # keeps CPU tests fast; every other setting is the paper's
+
+
+def small_detector(name: str, **overrides) -> nn.Module:
+    torch.manual_seed(0)
+    return build_detector(name, 1, backbone="resnet18", **{**SMALL, **overrides})
+
+
+def test_transform_normalises_and_pads_but_never_resizes():
+    image = torch.rand(3, 100, 130)
+    transform = NativeScaleTransform().eval()
+    batch, _ = transform([image])
+    assert batch.image_sizes == [(100, 130)]
+    assert batch.tensors.shape == (1, 3, 128, 160)  # padded to multiples of 32
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    torch.testing.assert_close(batch.tensors[0, :, :100, :130], (image - mean) / std)
+    assert batch.tensors[0, :, 100:, 130:].abs().max() == 0
+    # The trap: torchvision's own transform blows the tile up to min_size even in eval mode.
+    resized, _ = GeneralizedRCNNTransform(800, 1333, [0.0] * 3, [1.0] * 3).eval()([image])
+    assert resized.image_sizes[0][0] == 800
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("training", [True, False])
+def test_backbone_sees_the_tile_at_native_scale(name, training):
+    model = small_detector(name).train(training)
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    target = {"boxes": torch.tensor([[10.0, 10.0, 20.0, 24.0]]), "labels": torch.tensor([1])}
+    model([torch.rand(3, 96, 128)], [target] if training else None)
+    assert seen == [(1, 3, 96, 128)]
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_stem_layer1_and_every_batchnorm_frozen_without_weights(name):
+    # torchvision switches to trainable BatchNorm when weights_backbone=None; SPEC §7 freezes it always.
+    model = small_detector(name)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.body.modules())
+    for parameter_name, parameter in model.backbone.body.named_parameters():
+        assert parameter.requires_grad == parameter_name.startswith(("layer2", "layer3", "layer4")), parameter_name
+    assert all(p.requires_grad for p in model.backbone.fpn.parameters())
+
+
+def test_faster_fpn_anchors_and_levels():
+    model = small_detector("faster_fpn")
+    cells = model.rpn.anchor_generator.cell_anchors
+    assert len(cells) == 5 and all(len(c) == 3 for c in cells)  # P2..P6, ratios 0.5/1/2
+    square_sides = [float(c[1, 2] - c[1, 0]) for c in cells]  # ratio 1 is the middle anchor
+    assert square_sides == [8, 16, 32, 64, 128]
+    features = model.backbone(torch.rand(1, 3, 128, 128))
+    assert [f.shape[-1] for f in features.values()] == [32, 16, 8, 4, 2]  # strides 4..64
+    torch.testing.assert_close(features["pool"], features["3"][..., ::2, ::2])  # P6 = subsampled P5
+
+
+def test_adaptive_retinanet_anchors_and_p6_from_c5():
+    sizes = AdaptiveRetinaNetSettings().anchor_sizes()
+    assert sizes[0] == pytest.approx((8, 8 * 2 ** (1 / 3), 8 * 2 ** (2 / 3)))
+    assert sizes[-1][-1] == pytest.approx(203.19, abs=0.01)  # 64 · 2 · 2^(2/3)
+    model = small_detector("adaptive_retinanet")
+    assert model.anchor_generator.num_anchors_per_location() == [9] * 5
+    image = torch.rand(1, 3, 128, 128)
+    features = model.backbone(image)
+    assert [f.shape[-1] for f in features.values()] == [32, 16, 8, 4, 2]
+    c5 = model.backbone.body(image)["3"]
+    torch.testing.assert_close(features["p6"], model.backbone.fpn.extra_blocks.p6(c5))
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("faster_fpn", {"rpn._pre_nms_top_n": {"training": 2000, "testing": 1000},  # per level
+                    "rpn._post_nms_top_n": {"training": 1000, "testing": 1000}, "rpn.nms_thresh": 0.7,
+                    "roi_heads.score_thresh": 0.05, "roi_heads.nms_thresh": 0.5,
+                    "roi_heads.detections_per_img": 1000, "roi_heads.fg_bg_sampler.batch_size_per_image": 512,
+                    "roi_heads.fg_bg_sampler.positive_fraction": 0.25, "rpn.proposal_matcher.floor": 0.3,
+                    "rpn.proposal_matcher.high_threshold": 0.7, "rpn.proposal_matcher.low_threshold": 0.3}),
+    ("adaptive_retinanet", {"score_thresh": 0.05, "nms_thresh": 0.5, "topk_candidates": 2000,
+                            "detections_per_img": 1000, "proposal_matcher.high_threshold": 0.5,
+                            "proposal_matcher.low_threshold": 0.4}),
+])
+def test_paper_settings_reach_torchvision(name, expected):
+    model = small_detector(name)
+    for path, value in expected.items():
+        found = model
+        for part in path.split("."):
+            found = getattr(found, part)
+        assert found == value, path
+
+
+def test_faster_detection_cap_is_far_above_torchvisions_100():
+    model = small_detector("faster_fpn")
+    n = 600  # non-overlapping proposals, all confidently "person"
+    corners = torch.stack(torch.meshgrid(torch.arange(30), torch.arange(20), indexing="ij"), -1).reshape(-1, 2) * 20.0
+    proposals = torch.cat([corners, corners + 10], dim=1)
+    logits = torch.tensor([[0.0, 5.0]]).repeat(n, 1)
+    boxes, scores, _ = model.roi_heads.postprocess_detections(logits, torch.zeros(n, 8), [proposals], [(640, 640)])
+    assert len(boxes[0]) == n
+    torch.testing.assert_close(boxes[0][boxes[0][:, 0].argsort()], proposals[proposals[:, 0].argsort()])
+
+
+def test_retinanet_final_nms_keeps_up_to_1000():
+    model = small_detector("adaptive_retinanet")
+    n = 1200
+    xy = torch.arange(n, dtype=torch.float32)[:, None] * 20
+    candidates = {"boxes": torch.cat([xy, xy, xy + 10, xy + 10], 1), "scores": torch.rand(n),
+                  "labels": torch.ones(n, dtype=torch.int64)}
+    kept = model.final_nms(candidates)
+    assert len(kept["boxes"]) == 1000
+    assert kept["scores"].min() == candidates["scores"].topk(1000).values.min()
+
+
+def test_rpn_low_quality_matches_need_iou_of_at_least_the_floor():
+    quality = torch.tensor([[0.5, 0.1, 0.0],    # GT 0: best IoU 0.5, between thresholds
+                            [0.0, 0.2, 0.1]])   # GT 1: best IoU 0.2, below the 0.3 floor
+    floored = LowQualityFloorMatcher(0.7, 0.3, floor=0.3)(quality.clone())
+    assert floored.tolist() == [0, -1, -1]
+    # torchvision matches GT 1 to anchor 1 at IoU 0.2; floor 0 is exactly that behaviour.
+    assert Matcher(0.7, 0.3, allow_low_quality_matches=True)(quality.clone()).tolist() == [0, 1, -1]
+    assert LowQualityFloorMatcher(0.7, 0.3, floor=0.0)(quality.clone()).tolist() == [0, 1, -1]
+
+
+def test_roi_align_is_aligned_and_levels_follow_the_fpn_rule():
+    pooler = AlignedMultiScaleRoIAlign(["0", "1", "2", "3"], [4, 8, 16, 32], output_size=7, sampling_ratio=2)
+    sides = torch.tensor([20.0, 111.0, 112.0, 223.0, 224.0, 447.0, 448.0, 900.0])
+    boxes = torch.stack([torch.zeros_like(sides), torch.zeros_like(sides), sides, sides], 1)
+    assert pooler.level_of(boxes).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # floor(log2(side / 56)), clamped
+    features = {str(k): torch.rand(1, 4, 64 // 2 ** k, 64 // 2 ** k) for k in range(4)}
+    box = torch.tensor([[3.0, 5.0, 17.0, 21.0]])  # side 15 -> level 0, stride 4
+    pooled = pooler(features, [box], [(256, 256)])
+    rois = torch.cat([torch.zeros(1, 1), box], 1)
+    torch.testing.assert_close(pooled, roi_align(features["0"], rois, 7, 0.25, 2, aligned=True))
+    assert not torch.allclose(pooled, roi_align(features["0"], rois, 7, 0.25, 2, aligned=False))
+
+
+def test_box_decoding_stays_float32_under_bf16_autocast():
+    anchors = torch.tensor([[600.0, 300.0, 608.0, 308.0], [601.3, 300.7, 606.9, 311.1]])
+    deltas = torch.tensor([[0.03, -0.02, 0.1, -0.05], [0.01, 0.04, -0.2, 0.05]])
+    exact = BoxCoder((1.0,) * 4).decode_single(deltas, anchors)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        snapped = BoxCoder((1.0,) * 4).decode_single(deltas.bfloat16(), anchors)
+        ours = Float32BoxCoder((1.0,) * 4).decode_single(deltas.bfloat16(), anchors)
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours, exact, atol=0.05, rtol=0)  # only the bf16 deltas' rounding
+    assert (snapped.float() - exact).abs().max() > 1.0  # the trap: a 4 px grid near x = 600
+    assert torch.all(snapped.float()[:, 0::2] % 4 == 0)
+
+
+def test_detector_outputs_float32_off_grid_boxes_under_bf16_autocast():
+    model = small_detector("adaptive_retinanet", score_thresh=0.0).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        detections = model.tile_detections([torch.rand(3, 64, 320)])[0]
+    far = detections["boxes"][:, 0::2]
+    far = far[(far > 260) & (far < 316)]  # bf16 spacing is 2 px here; clipped borders excluded
+    assert detections["boxes"].dtype == detections["scores"].dtype == torch.float32
+    assert len(far) > 100 and (far % 2 != 0).float().mean() > 0.9
+
+
+@pytest.mark.parametrize("name,offset", [("faster_fpn", 1), ("adaptive_retinanet", 0)])
+def test_coco_ids_outside_class_indices_inside(name, offset):
+    model = build_detector(name, 2, backbone="resnet18", category_ids=[3, 7], **SMALL)
+    targets = [{"boxes": torch.tensor([[1.0, 1, 9, 9], [2, 2, 8, 8]]), "labels": torch.tensor([7, 3])}]
+    assert model.targets_to_classes(targets)[0]["labels"].tolist() == [1 + offset, 0 + offset]
+    with pytest.raises(ValueError, match=r"\[5\] are not among the model's category ids \[3, 7\]"):
+        model.targets_to_classes([{"boxes": torch.zeros(1, 4), "labels": torch.tensor([5])}])
+    raw = [{"boxes": torch.zeros(2, 4), "scores": torch.ones(2), "labels": torch.tensor([1, 0]) + offset}]
+    assert model.detections_to_coco(raw)[0]["labels"].tolist() == [7, 3]
+    model.eval()
+    with torch.no_grad():
+        labels = model([torch.rand(3, 64, 64)])[0]["labels"]
+    assert set(labels.tolist()) <= {3, 7}
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_a_few_steps_on_one_tile_lower_the_loss(name):
+    # From scratch with frozen (identity) BatchNorm the detector still learns: SPEC §7 frozen BN
+    # must not make the small CPU runs untrainable.
+    model = small_detector(name, **({"representation_size": 128} if name == "faster_fpn" else {})).train()
+    image = torch.zeros(3, 96, 96)
+    boxes = torch.tensor([[10.0, 10, 16, 18], [60, 20, 66, 28], [30, 70, 36, 78], [70, 64, 76, 72]])
+    for x1, y1, x2, y2 in boxes.int().tolist():
+        image[:, y1:y2, x1:x2] = 1.0
+    target = [{"boxes": boxes, "labels": torch.ones(4, dtype=torch.int64)}]
+    optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    losses = []
+    for _ in range(12):
+        loss = sum(model([image], target).values())
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert all(math.isfinite(x) for x in losses)
+    assert sum(losses[-3:]) / 3 < 0.85 * losses[0]
+
+
+def test_overrides_are_checked():
+    with pytest.raises(ConfigError, match="unknown key.*anchor_size"):
+        build_detector("faster_fpn", 1, backbone="resnet18", anchor_size=8)
+    with pytest.raises(ConfigError, match="'detections_per_img' must be an integer"):
+        build_detector("adaptive_retinanet", 1, backbone="resnet18", detections_per_img="many")
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        build_detector("yolo", 1)
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        build_detector("faster_fpn", 1, backbone="vgg16")
+    with pytest.raises(ValueError, match="2 category_ids given for num_classes=1"):
+        build_detector("faster_fpn", 1, backbone="resnet18", category_ids=[1, 2])
+
+
+def test_backbone_weights_from_a_local_file(tmp_path):
+    torch.manual_seed(1)
+    resnet = get_model("resnet18", weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save({"state_dict": resnet.state_dict()}, path)
+    model = build_detector("faster_fpn", 1, backbone="resnet18", backbone_weights=path, **SMALL)
+    body = model.backbone.body
+    torch.testing.assert_close(body.layer3[1].conv2.weight, resnet.layer3[1].conv2.weight)
+    torch.testing.assert_close(body.bn1.running_var, resnet.bn1.running_var)
+
+
+def test_backbone_weights_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.pth"):
+        build_detector("faster_fpn", 1, backbone="resnet18", backbone_weights=tmp_path / "nothere.pth")
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pth: cannot be read"):
+        build_detector("faster_fpn", 1, backbone="resnet18", backbone_weights=garbage)
+    wrong = tmp_path / "resnet34.pth"
+    torch.save(get_model("resnet34", weights=None).state_dict(), wrong)
+    with pytest.raises(ValueError, match="resnet34.pth: not a resnet18 state_dict"):
+        build_detector("faster_fpn", 1, backbone="resnet18", backbone_weights=wrong)
+
+
+def test_imagenet_weights_offline_say_how_to_pass_a_local_file(monkeypatch):
+    def offline(url, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(backbone_module, "load_state_dict_from_url", offline)
+    with pytest.raises(ValueError, match=r"resnet18-f37072fd\.pth.*backbone_weights='/path/to/resnet18-f37072fd\.pth'"):
+        build_detector("faster_fpn", 1, backbone="resnet18", backbone_weights="imagenet")
+
+
+def test_imagenet_weights_come_from_torchvisions_enum(monkeypatch):
+    reference = get_model("resnet18", weights=None).state_dict()
+    requested = []
+    monkeypatch.setattr(backbone_module, "load_state_dict_from_url",
+                        lambda url, **kwargs: requested.append(url) or reference)
+    model = build_detector("adaptive_retinanet", 1, backbone="resnet18", backbone_weights="imagenet", **SMALL)
+    assert requested == ["https://download.pytorch.org/models/resnet18-f37072fd.pth"]
+    torch.testing.assert_close(model.backbone.body.conv1.weight, reference["conv1.weight"])

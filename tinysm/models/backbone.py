@@ -1,0 +1,102 @@
+"""ResNet + FPN backbones with the paper's freezing: stem, layer1 and every BatchNorm (SPEC §7).
+
+Weights: "imagenet" (torchvision's IMAGENET1K_V1 enum, downloaded once into the torch hub cache),
+a local file holding a torchvision ResNet state_dict, or None (random init). BatchNorm stays frozen
+in every case: torchvision's builders quietly switch to trainable BatchNorm when no weights are
+given, which changes the model between a CPU smoke run and a paper run.
+"""
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.hub import load_state_dict_from_url
+from torchvision.models import ResNet, get_model, get_model_weights
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool
+
+from tinysm.models.components import LastLevelP6FromC5
+
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
+TRAINABLE_STAGES = ("layer2", "layer3", "layer4")  # SPEC §7: stem (conv1, bn1) and layer1 frozen
+RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")  # C2..C5, strides 4..32
+
+
+def load_resnet_weights(resnet: ResNet, name: str, weights: str | Path | None) -> None:
+    """Fill `resnet` from "imagenet", a local state_dict file, or leave it as initialised (None)."""
+    if weights is None:
+        return
+    if str(weights) == "imagenet":
+        state, source = imagenet_state_dict(name), f"torchvision's ImageNet weights for {name}"
+    else:
+        state, source = local_state_dict(Path(weights)), str(weights)
+    try:
+        missing, unexpected = resnet.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shape mismatch: the file is another architecture
+        raise ValueError(f"{source}: does not fit a {name}: {str(error).splitlines()[-1].strip()}") from None
+    # fc.* is the classifier, unused by a detector; a file without it is fine.
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise ValueError(f"{source}: not a {name} state_dict (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's IMAGENET1K_V1 weights of `name`, from the hub cache or downloaded once."""
+    enum = get_model_weights(name).IMAGENET1K_V1
+    try:
+        return load_state_dict_from_url(enum.url, progress=True, check_hash=True)
+    except (urllib.error.URLError, OSError) as error:
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+        raise ValueError(
+            f"backbone_weights='imagenet': cannot download {enum.url} ({error}). Offline, fetch that file "
+            f"elsewhere and either put it at {cache} or pass backbone_weights='/path/to/{Path(enum.url).name}'"
+        ) from None
+
+
+def local_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A ResNet state_dict from a file (bare, or under "state_dict"/"model")."""
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors come in many types; all mean "not a weights file"
+        raise ValueError(f"{path}: cannot be read as a PyTorch weights file ({error})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: holds a {type(state).__name__}, not a state_dict")
+    return state
+
+
+def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
+                     p6: Literal["maxpool_p5", "conv_c5"] = "maxpool_p5") -> BackboneWithFPN:
+    """ResNet C2..C5 + FPN P2..P6, stem/layer1/BatchNorm frozen (SPEC §7).
+
+    P6 is a stride-2 subsample of P5 (Faster-FPN) or a 3×3 stride-2 conv on C5 (Adaptive RetinaNet).
+    """
+    if name not in RESNETS:
+        raise ValueError(f"backbone must be one of {RESNETS}, got {name!r}")
+    resnet = get_model(name, weights=None, norm_layer=FrozenBatchNorm2d)
+    load_resnet_weights(resnet, name, weights)
+    for parameter_name, parameter in resnet.named_parameters():
+        parameter.requires_grad_(parameter_name.startswith(TRAINABLE_STAGES))
+    channels = [block_out_channels(getattr(resnet, layer)) for layer in RESNET_LAYERS]
+    if p6 == "maxpool_p5":
+        extra_block: ExtraFPNBlock = LastLevelMaxPool()
+    elif p6 == "conv_c5":
+        extra_block = LastLevelP6FromC5(channels[-1], fpn_channels)
+    else:
+        raise ValueError(f"p6 must be 'maxpool_p5' or 'conv_c5', got {p6!r}")
+    return BackboneWithFPN(resnet, {layer: str(i) for i, layer in enumerate(RESNET_LAYERS)},
+                           channels, fpn_channels, extra_blocks=extra_block)
+
+
+def block_out_channels(layer: nn.Sequential) -> int:
+    """Output channels of a ResNet stage (BasicBlock and Bottleneck alike)."""
+    last = layer[-1]
+    return (last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels
