@@ -11,10 +11,10 @@ from tinysm.experiment_config import PAPER_ROWS
 from tinysm.results_table import collect_metrics, results_table, save_results_table, to_markdown
 
 
-def write_run(runs, name, metrics, synthetic=True):
+def write_run(runs, name, metrics, data_root="data/synthetic"):
     folder = runs / name
     folder.mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps({"experiment": name, "synthetic": synthetic,
+    (folder / "metrics.json").write_text(json.dumps({"experiment": name, "data_root": data_root,
                                                      "metrics": metrics}))
 
 
@@ -26,8 +26,8 @@ def test_table_has_every_paper_row_in_the_seeds_order_with_delta(tmp_path):
     assert row["AP50_tiny ours"] == 40.5 and row["published"] == 51.78
     assert row["Δ"] == pytest.approx(40.5 - 51.78)
     assert row["AP25_tiny"] == 60.25 and row["MR50_tiny"] == 88.0
-    assert (row["detector"], row["pre-training"], row["status"]) == ("Adap RetinaNet-c", "COCO + SM, 4×2",
-                                                                     "synthetic data")
+    assert (row["detector"], row["pre-training"], row["data"]) == ("Adap RetinaNet-c", "COCO + SM, 4×2",
+                                                                   "data/synthetic")
 
 
 def test_missing_runs_and_undefined_metrics_are_nan_not_zero(tmp_path):
@@ -36,12 +36,12 @@ def test_missing_runs_and_undefined_metrics_are_nan_not_zero(tmp_path):
     assert table.loc["exp1.2", "AP50_tiny ours"] == 0.0  # a real zero stays a zero
     assert math.isnan(table.loc["exp1.2", "AP75_tiny"])
     missing = table.loc["exp4.0"]
-    assert missing["status"] == "missing" and math.isnan(missing["AP50_tiny ours"]) and math.isnan(missing["Δ"])
+    assert missing["data"] == "missing" and math.isnan(missing["AP50_tiny ours"]) and math.isnan(missing["Δ"])
     assert missing["published"] == PAPER_ROWS["exp4.0"].ap50_tiny
 
 
 def test_markdown_groups_by_detector_and_writes_missing(tmp_path):
-    write_run(tmp_path, "exp4.0", {"AP50_tiny": 12.345, "AP75_tiny": -1}, synthetic=False)
+    write_run(tmp_path, "exp4.0", {"AP50_tiny": 12.345, "AP75_tiny": -1}, data_root="data")
     lines = to_markdown(results_table(collect_metrics(tmp_path))).splitlines()
     assert len(lines) == 2 + len(PAPER_ROWS)
     cells = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in lines[2:]}

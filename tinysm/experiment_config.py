@@ -53,6 +53,7 @@ class ExperimentConfig:
     gpus: int = 1                                # > 1: each training stage runs under torchrun
     seed: int = 0
     workers: int = 2
+    log_every: int = 20                          # iterations between training-log records
     # Fine-tuning on TinyPerson training tiles (SPEC §8: 0.005 per image, 12 epochs, steps 8 and 11).
     epochs: int = 12
     lr: float = 0.01

@@ -1,32 +1,45 @@
 """The data step of `tinysm reproduce`: real TinyPerson + COCO when present, else the synthetic set.
 
-Says loudly which one the run uses: numbers on synthetic data are a pipeline check, not the paper's.
+It says loudly which one the run uses: numbers on synthetic data check the pipeline, they are not
+the paper's.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tinysm.data.layout import CocoLayout, TinyPersonLayout, find_data
 from tinysm.experiment_config import ExperimentConfig
 
 
-def ensure_data(data_dir: Path, echo=print) -> Path:
-    """The folder holding tiny_set/ and coco/: `data_dir` when the real data is there, else
-    `data_dir/synthetic`, generated first when missing."""
-    roots = find_data(data_dir)
-    if not roots.synthetic:
-        echo(f"[tinysm] data: REAL TinyPerson and COCO 2017 in {data_dir} (SPEC §1.1)")
-        return data_dir
-    synthetic_dir = roots.tiny_set.root.parent
-    if roots.tiny_set.exists() and roots.coco.exists():
-        echo(f"[tinysm] data: SYNTHETIC (no real TinyPerson/COCO in {data_dir}); using {synthetic_dir}")
-    else:
-        from tinysm.data.synth import generate
+def describe_data(tiny_set: TinyPersonLayout, coco: CocoLayout) -> str:
+    """The dataset summary of the files the experiments read (training tiles, test set, COCO train)."""
+    from tinysm.data.annotations import load_annotations
+    from tinysm.data.summary import summarize
 
-        echo(f"[tinysm] data: SYNTHETIC (no real TinyPerson/COCO in {data_dir}); generating {synthetic_dir}")
-        generate(synthetic_dir)
-    return synthetic_dir
+    files = (("tiny_set train tiles (all, erase)", tiny_set.train_tile_annotations),
+             ("tiny_set test (all)", tiny_set.test_annotations), ("coco train2017", coco.annotations()))
+    return "\n".join(summarize(load_annotations(path), name).format() for name, path in files)
+
+
+def ensure_data(data_dir: Path, configs: list[ExperimentConfig], echo: Callable[[str], None] = print) -> None:
+    """Say whether real data is in `data_dir`; generate the synthetic set in `data_dir/synthetic`
+    when an experiment reads it and it is not there yet; print a summary of each data root used."""
+    roots = find_data(data_dir)
+    synthetic_root = roots.tiny_set.root.parent if roots.synthetic else data_dir / "synthetic"
+    if roots.synthetic:
+        echo(f"[tinysm] no real TinyPerson/COCO in {data_dir} (SPEC §1.1): the experiments run on SYNTHETIC data")
+    for root in sorted({config.data_dir for config in configs}):
+        tiny, coco = TinyPersonLayout(root / "tiny_set"), CocoLayout(root / "coco")
+        kind = "SYNTHETIC" if root == synthetic_root else "REAL"
+        if kind == "SYNTHETIC" and not (tiny.exists() and coco.exists()):
+            from tinysm.data.synth import generate
+
+            echo(f"[tinysm] generating the synthetic TinyPerson and COCO in {root}")
+            generate(root, overwrite=True)  # only a partial set can be there: replace it whole
+        if tiny.exists() and coco.exists():
+            echo(f"[tinysm] data: {kind} TinyPerson and COCO in {root}")
+            echo(describe_data(tiny, coco))
 
 
 def check_experiment_data(configs: list[ExperimentConfig]) -> None:
@@ -35,19 +48,18 @@ def check_experiment_data(configs: list[ExperimentConfig]) -> None:
         tiny, coco = TinyPersonLayout(config.data_dir / "tiny_set"), CocoLayout(config.data_dir / "coco")
         if not tiny.exists() or (config.pretrain != "none" and not coco.exists()):
             raise FileNotFoundError(
-                f"{config.experiment}: data_root '{config.data_root}' has no TinyPerson (tiny_set/) "
-                f"or COCO (coco/) in the layout of SPEC §1.1; put the official releases there, or run "
-                f"the synthetic params (params/cpu, params/synth)")
+                f"{config.experiment}: data_root '{config.data_root}' lacks TinyPerson (tiny_set/) or "
+                f"COCO 2017 (coco/) in the layout of SPEC §1.1; put the official releases there, or "
+                f"run the synthetic params (params/cpu, params/synth)")
 
 
-def prepare_data(data_dir: Path, configs: list[ExperimentConfig], echo=print) -> dict[str, Any]:
-    """Find or generate the data, summarise it, check every experiment's roots; returns the
-    parameters of notebooks/size_distribution.ipynb for the experiments' data."""
-    from tinysm.data.summary import summarize
-
-    ensure_data(data_dir, echo)
+def prepare_data(data_dir: Path, configs: list[ExperimentConfig],
+                 echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Find or generate the data, check every experiment's roots; returns the parameters of
+    notebooks/size_distribution.ipynb (target: TinyPerson training boxes, source: COCO's)."""
+    ensure_data(data_dir, configs, echo)
     check_experiment_data(configs)
     root = configs[0].data_dir
     tiny, coco = TinyPersonLayout(root / "tiny_set"), CocoLayout(root / "coco")
-    echo(summarize(tiny.train_annotations, tiny.test_annotations, coco.annotations()))
-    return {"target_annotations": str(tiny.train_annotations), "source_annotations": str(coco.annotations())}
+    return {"target_annotations": str(tiny.train_erase_annotations),
+            "source_annotations": str(coco.annotations())}

@@ -63,7 +63,7 @@ def results_table(records: dict[str, dict]) -> pd.DataFrame:
             "pre-training": paper.pretraining if paper else (record or {}).get("pretrain", ""),
             "AP50_tiny ours": ours, "published": published, "Δ": ours - published,
             **{key: _value(metrics, key) for key in DETAIL_METRICS},
-            "status": ("synthetic data" if record.get("synthetic") else "real data") if record else "missing",
+            "data": record.get("data_root", "?") if record else "missing",
         })
     return pd.DataFrame(rows)
 
@@ -85,7 +85,7 @@ def to_markdown(table: pd.DataFrame) -> str:
             if column == "detector":
                 cells.append(value if value != previous_detector else "")
                 previous_detector = value
-            elif row.status == "missing" and column not in ("experiment", "pre-training", "published", "status"):
+            elif row.data == "missing" and column not in ("experiment", "pre-training", "published", "data"):
                 cells.append("missing" if column == "AP50_tiny ours" else "")
             elif column == "Δ" and not math.isnan(value):
                 cells.append(f"{value:+.2f}")

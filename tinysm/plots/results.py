@@ -6,6 +6,7 @@ Every function returns a matplotlib Figure and draws from arrays; nothing here r
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -72,7 +73,7 @@ def plot_mr_fppi(curves: Curves, iou: float = 0.5, title: str = "") -> Figure:
     fig, ax = plt.subplots(figsize=(5.5, 4.5), constrained_layout=True)
     for name, (fppi, miss_rate) in curves.items():
         fppi, miss_rate = np.asarray(fppi, float), np.asarray(miss_rate, float)
-        keep = fppi > 0
+        keep = (fppi > 0) & (miss_rate >= 0)  # −1: undefined setup (no regular GT)
         if not keep.any():
             continue
         ax.step(fppi[keep], miss_rate[keep], where="post", lw=1.5, label=name)
@@ -90,26 +91,39 @@ def _draw_boxes(ax, boxes_xyxy: np.ndarray, color: str, lw: float = 1.0, linesty
 
 
 def _show(ax, image: np.ndarray, title: str) -> None:
-    """Show an HxWx3 or 3xHxW image without axes."""
+    """Show an HxWx3 or 3xHxW image at pixel coordinates, without axes."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
         image = image.transpose(1, 2, 0)
-    ax.imshow(image)
+    height, width = image.shape[:2]
+    ax.imshow(image, extent=(0, width, height, 0), interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
 
 
-def plot_image_grid(images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], titles: Sequence[str],
-                    columns: int = 3, title: str = "") -> Figure:
-    """Images (HxWx3 or 3xHxW) with their xyxy boxes drawn, `columns` per row."""
-    rows = max(1, math.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False,
+@dataclass
+class ImagePanel:
+    """One picture of a grid: pixels (3×H×W or H×W×3), xyxy boxes, a title, and the canvas
+    (width, height) it is drawn on: a rescaled image keeps its original's frame, so it looks smaller."""
+
+    image: np.ndarray
+    boxes: np.ndarray
+    title: str
+    canvas: tuple[int, int]
+
+
+def plot_image_grid(panels: Sequence[ImagePanel], columns: int = 3, title: str = "") -> Figure:
+    """`panels` with their boxes drawn, `columns` per row."""
+    rows = max(1, math.ceil(len(panels) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.8 * rows), squeeze=False,
                              constrained_layout=True)
     for ax in axes.flat:
         ax.set_axis_off()
-    for ax, image, image_boxes, name in zip(axes.flat, images, boxes, titles):
-        _show(ax, image, name)
-        _draw_boxes(ax, image_boxes, GT_COLOR)
+    for ax, panel in zip(axes.flat, panels):
+        _show(ax, panel.image, panel.title)
+        _draw_boxes(ax, panel.boxes, GT_COLOR)
+        width, height = panel.canvas
+        ax.set(xlim=(0, width), ylim=(height, 0))
     if title:
         fig.suptitle(title)
     return fig
