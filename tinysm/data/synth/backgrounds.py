@@ -1,4 +1,4 @@
-"""Sea, beach and sky backgrounds with waves, foam and sun glare, as float RGB canvases.
+"""Sea, beach and sky backgrounds with waves, foam and sun glare, as uint8 RGB canvases.
 
 A background also says where things can stand: `SceneLayout` gives the horizon row (sky above)
 and, per column, the row where the beach starts (sea above it, sand below).
@@ -97,15 +97,15 @@ def _shoreline(rng: np.random.Generator, width: int, height: int, top: int) -> n
 
 def _upsample(canvas: np.ndarray, width: int, height: int) -> np.ndarray:
     small = Image.fromarray(np.clip(canvas + 0.5, 0, 255).astype(np.uint8), mode="RGB")
-    return np.asarray(small.resize((width, height), Image.BILINEAR), dtype=np.float32)
+    return np.array(small.resize((width, height), Image.BILINEAR))  # a writable copy
 
 
 def background(rng: np.random.Generator, width: int, height: int, kind: str,
                detail: int = 2) -> tuple[np.ndarray, SceneLayout]:
-    """An H×W×3 float32 canvas of `kind` (one of KINDS) and its layout.
+    """An H×W×3 uint8 canvas of `kind` (one of KINDS) and its layout.
 
-    The scenery is rendered at 1/`detail` resolution and upsampled (it is smooth anyway, and this
-    is most of the generator's time); only the sensor grain is drawn at full resolution.
+    The scenery is rendered at 1/`detail` resolution and upsampled: it is smooth anyway, and
+    full-resolution scenery would be most of the generator's time.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown background kind {kind!r}; expected one of {KINDS}")
@@ -120,9 +120,8 @@ def background(rng: np.random.Generator, width: int, height: int, kind: str,
     if kind in ("beach", "shore"):
         sand, foam = _sand(rng, w, h, small_shore)
         is_sand = np.arange(h)[:, None] >= small_shore[None, :]
-        canvas[is_sand] = sand[is_sand]
+        canvas = np.where(is_sand[..., None], sand, canvas)
         canvas += foam[..., None] * (np.float32(245) - canvas) * 0.9
-    full = _upsample(canvas, width, height)
-    # Fine grain: sensor noise, so flat regions are not flat.
-    full += rng.standard_normal((height, width), dtype=np.float32)[..., None] * np.float32(rng.uniform(2, 5))
-    return full, SceneLayout(width, height, horizon, shore)
+    # Grain, so that flat regions are not flat: sensor noise as a video codec leaves it, a few px wide.
+    canvas += rng.standard_normal((h, w), dtype=np.float32)[..., None] * np.float32(rng.uniform(2, 5))
+    return _upsample(canvas, width, height), SceneLayout(width, height, horizon, shore)

@@ -12,10 +12,8 @@ from PIL import Image
 
 
 def encode_frame(canvas: np.ndarray, rng: np.random.Generator, quality: tuple[int, int] = (65, 90)) -> bytes:
-    """JPEG bytes of the float canvas (consumed: it is rounded in place) at a random quality."""
-    canvas += 0.5
-    np.clip(canvas, 0, 255, out=canvas)
-    pixels = Image.fromarray(canvas.astype(np.uint8), mode="RGB")
+    """JPEG bytes of the H×W×3 uint8 canvas at a random quality."""
+    pixels = Image.fromarray(canvas, mode="RGB")
     buffer = io.BytesIO()
     pixels.save(buffer, format="JPEG", quality=int(rng.integers(quality[0], quality[1] + 1)), subsampling=2)
     return buffer.getvalue()

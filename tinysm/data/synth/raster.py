@@ -1,4 +1,4 @@
-"""Anti-aliased shapes painted onto a float RGB canvas: the drawing primitives of the generator.
+"""Anti-aliased shapes painted onto a uint8 RGB canvas: the drawing primitives of the generator.
 
 Each shape knows its exact bounding box and a signed distance (negative inside, in pixels), so
 coverage = clip(0.5 − distance / softness, 0, 1) gives anti-aliasing without supersampling: an
@@ -103,7 +103,11 @@ class Part:
 
 
 def paint(canvas: np.ndarray, part: Part, softness: float = 1.0) -> None:
-    """Blend `part` into the H×W×3 float32 `canvas` in place, touching only its bounding patch."""
+    """Blend `part` into the H×W×3 uint8 `canvas` in place, touching only its bounding patch.
+
+    Only the patch goes through float: a float copy of a whole 1920×1080 frame costs more than
+    painting every person on it.
+    """
     height, width = canvas.shape[:2]
     x1, y1, x2, y2 = part.shape.bounds()
     margin = math.ceil(softness / 2) + 1
@@ -116,8 +120,9 @@ def paint(canvas: np.ndarray, part: Part, softness: float = 1.0) -> None:
     yy = np.arange(r1, r2, dtype=np.float32)[:, None] + 0.5
     coverage = np.clip(0.5 - part.shape.distance(xx, yy) / softness, 0.0, 1.0) * part.alpha
     patch = canvas[r1:r2, c1:c2]
-    colour = np.asarray(part.colour, dtype=np.float32)
-    patch += coverage[..., None].astype(np.float32) * (colour - patch)
+    values = patch.astype(np.float32)
+    values += coverage[..., None].astype(np.float32) * (np.asarray(part.colour, dtype=np.float32) - values)
+    patch[...] = np.clip(values + 0.5, 0, 255).astype(np.uint8)
 
 
 def paint_all(canvas: np.ndarray, parts: Sequence[Part], softness: float = 1.0) -> None:

@@ -14,7 +14,6 @@ import numpy as np
 from tinysm.data.annotations import (
     FLAG_KEYS, BoxAnnotation, CocoAnnotations, ImageRecord, drop_dense_images, save_annotations, to_all_task,
 )
-from tinysm.data.erase import write_erased_dataset
 from tinysm.data.layout import TinyPersonLayout
 from tinysm.data.synth.frames import Frame, FrameJob, coco_bbox, render_frame
 from tinysm.data.synth.scenes import EARTH_PERSON, SEA_PERSON, TinyPersonSceneConfig, tinyperson_scene
@@ -73,6 +72,9 @@ def render_split(layout: TinyPersonLayout, split: str, count: int, seed: int, wo
 def write_tinyperson(root: str | Path, seed: int, train: int, test: int, workers: int = 2,
                      config: TinyPersonSceneConfig = TinyPersonSceneConfig()) -> dict[str, CocoAnnotations]:
     """Write a synthetic `tiny_set/` at `root`; returns its annotation files by layout attribute name."""
+    # Imported here: erase needs torch, and the spawned workers that import this module do not.
+    from tinysm.data.erase import write_erased_dataset
+
     layout = TinyPersonLayout(Path(root))
     train_raw = render_split(layout, "train", train, seed, workers, config)
     test_all = to_all_task(render_split(layout, "test", test, seed, workers, config))
