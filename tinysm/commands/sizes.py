@@ -1,0 +1,41 @@
+"""`tinysm sizes`: object-size statistics of annotation files and their size histograms (SPEC §3)."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "print object-size statistics of COCO-format files and write their size histograms (SPEC §3)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", help="annotation JSON of the target (tiny) dataset")
+    parser.add_argument("--source", help="annotation JSON of an external dataset to compare with")
+    parser.add_argument("--bins", type=int, default=100, help="histogram bins K (default 100)")
+    parser.add_argument("--tail-rate", type=float, default=None,
+                        help="share of sizes in the two tail bins (default 2/K; 0: no tail bins)")
+    parser.add_argument("--log-bins", action="store_true", help="equal-width bins in log size")
+    parser.add_argument("--out", help="folder to write <file stem>.sizes.json into (statistics + histogram)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tinysm.data.annotations import load_annotations
+    from tinysm.io import atomic_write_json
+    from tinysm.scale_match import SizeDistribution
+    from tinysm.size_stats import size_statistics, statistics_table
+
+    paths = [Path(p) for p in (args.target, args.source) if p is not None]
+    loaded = {path: load_annotations(path) for path in paths}
+    records = {}
+    for path, annotations in loaded.items():
+        histogram = SizeDistribution.from_coco(annotations, args.bins, args.tail_rate, args.log_bins)
+        records[path] = {"file": str(path), "statistics": size_statistics(annotations),
+                         "histogram": {"bins": args.bins, "tail_rate": args.tail_rate, "log_bins": args.log_bins,
+                                       **histogram.to_dict()}}
+    table = statistics_table({path.name: annotations for path, annotations in loaded.items()})
+    print(table.to_string())
+    if args.out is not None:
+        for path, record in records.items():
+            written = atomic_write_json(Path(args.out) / f"{path.stem}.sizes.json", record)
+            print(f"wrote {written}")
+    return 0
