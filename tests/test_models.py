@@ -19,22 +19,9 @@ from tinysm.models.components import (
     AlignedMultiScaleRoIAlign, Float32BoxCoder, LowQualityFloorMatcher, NativeScaleTransform,
 )
 
+from model_support import one_thread, small_detector  # noqa: F401 (one_thread: autouse fixture)
+
 DETECTORS = ["faster_fpn", "adaptive_retinanet"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: extra threads only spin on a shared CPU (10× slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-SMALL = {"fpn_channels": 32}  # keeps CPU tests fast; every other setting is the paper's
-
-
-def small_detector(name: str, **overrides) -> nn.Module:
-    torch.manual_seed(0)
-    return build_detector(name, 1, backbone="resnet18", **{**SMALL, **overrides})
 
 
 def test_transform_normalises_and_pads_but_never_resizes():
@@ -188,7 +175,7 @@ def test_detector_outputs_float32_off_grid_boxes_under_bf16_autocast():
 
 @pytest.mark.parametrize("name,offset", [("faster_fpn", 1), ("adaptive_retinanet", 0)])
 def test_coco_ids_outside_class_indices_inside(name, offset):
-    model = build_detector(name, 2, backbone="resnet18", category_ids=[3, 7], **SMALL)
+    model = small_detector(name, 2, category_ids=[3, 7])
     targets = [{"boxes": torch.tensor([[1.0, 1, 9, 9], [2, 2, 8, 8]]), "labels": torch.tensor([7, 3])}]
     assert model.targets_to_classes(targets)[0]["labels"].tolist() == [1 + offset, 0 + offset]
     with pytest.raises(ValueError, match=r"\[5\] are not among the model's category ids \[3, 7\]"):
@@ -241,7 +228,7 @@ def test_backbone_weights_from_a_local_file(tmp_path):
     resnet = get_model("resnet18", weights=None)
     path = tmp_path / "resnet18.pth"
     torch.save({"state_dict": resnet.state_dict()}, path)
-    model = build_detector("faster_fpn", 1, backbone="resnet18", backbone_weights=path, **SMALL)
+    model = small_detector("faster_fpn", backbone_weights=path)
     body = model.backbone.body
     torch.testing.assert_close(body.layer3[1].conv2.weight, resnet.layer3[1].conv2.weight)
     torch.testing.assert_close(body.bn1.running_var, resnet.bn1.running_var)
@@ -273,6 +260,6 @@ def test_imagenet_weights_come_from_torchvisions_enum(monkeypatch):
     requested = []
     monkeypatch.setattr(backbone_module, "load_state_dict_from_url",
                         lambda url, **kwargs: requested.append(url) or reference)
-    model = build_detector("adaptive_retinanet", 1, backbone="resnet18", backbone_weights="imagenet", **SMALL)
+    model = small_detector("adaptive_retinanet", backbone_weights="imagenet")
     assert requested == ["https://download.pytorch.org/models/resnet18-f37072fd.pth"]
     torch.testing.assert_close(model.backbone.body.conv1.weight, reference["conv1.weight"])
