@@ -84,10 +84,10 @@ def image_mean_sizes(annotations: Annotations) -> np.ndarray:
 def image_mean_size(boxes_xyxy: Any) -> float | None:
     """SPEC §4 step 1: geometric mean of √((x2−x1+1)(y2−y1+1)) in float32; None without a valid box."""
     boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
-    extents = boxes[:, 2:] - boxes[:, :2] + 1
-    with np.errstate(invalid="ignore"):  # negative extents give NaN, which the > 0 test drops
-        sizes = np.sqrt(extents[:, 0] * extents[:, 1])
-    sizes = sizes[sizes > 0]
+    extents = boxes[:, 2:] - boxes[:, :2]
+    extents += 1
+    areas = extents[:, 0] * extents[:, 1]
+    sizes = np.sqrt(areas[areas > 0])  # the reference's `sizes > 0` test, taken before the root
     if len(sizes) == 0:
         return None
     # float32 sum / count is numpy's float32 mean, spelled out because it is on the per-image hot
@@ -321,11 +321,14 @@ class MonotoneScaleMatch(SizeMatchTransform):
     `CocoAnnotations`) to read them from with `object_sizes`.
     """
 
+    log_space = False  # interpolate sizes (MSM) or log sizes (the Gaussian variant)
+
     def __init__(self, target: SizeDistribution, source_sizes: np.ndarray | Annotations,
                  scale_range: tuple[float, float] = (0.1, 1.0), default_scale: float = 0.25):
         super().__init__(scale_range, default_scale)
         self.target = target
         self.knots = source_knots(self._read_sizes(source_sizes), target.cdf)
+        self._map = BinMap(self.knots, target.edges, self.log_space)
 
     @staticmethod
     def _read_sizes(source: np.ndarray | Annotations) -> np.ndarray:
@@ -335,7 +338,7 @@ class MonotoneScaleMatch(SizeMatchTransform):
 
     def map_size(self, size: float | np.ndarray) -> np.ndarray:
         """f(s) of SPEC §5 (vectorised); beyond the last knot the last bin's line continues."""
-        return _piecewise_map(np.asarray(size, dtype=np.float64), self.knots, self.target.edges)
+        return self._map(size)
 
     def scale_for(self, boxes_xyxy: Any) -> float:
         """c = f(s) / s clamped into `scale_range`; `default_scale` without boxes."""
@@ -348,10 +351,14 @@ class MonotoneScaleMatch(SizeMatchTransform):
 class GaussianScaleMatch(MonotoneScaleMatch):
     """MSM onto a log-normal target (ln size ~ N(mu, sigma²)), interpolating in log space (SPEC §5).
 
+    The target is `SizeDistribution.log_normal`: `bins` bins of equal probability.
+
     As in the reference variant, the source sizes read from a COCO file are per-image mean sizes
     (`image_mean_sizes`), the quantity the transform maps. From a mean m and standard deviation d
     of sizes in pixels: sigma² = ln(1 + d²/m²), mu = ln m − sigma²/2.
     """
+
+    log_space = True
 
     def __init__(self, mu: float, sigma: float, source_sizes: np.ndarray | Annotations, bins: int = 100,
                  scale_range: tuple[float, float] = (0.1, 1.0), default_scale: float = 0.25):
@@ -362,11 +369,6 @@ class GaussianScaleMatch(MonotoneScaleMatch):
         if isinstance(source, (str, os.PathLike, CocoAnnotations)):
             return image_mean_sizes(source)
         return np.asarray(source, dtype=np.float64)
-
-    def map_size(self, size: float | np.ndarray) -> np.ndarray:
-        """f(s) with both axes in log space: exp of the piecewise-linear map of ln s."""
-        log_size = np.log(np.asarray(size, dtype=np.float64))
-        return np.exp(_piecewise_map(log_size, np.log(self.knots), np.log(self.target.edges)))
 
 
 def source_knots(source_sizes: np.ndarray, target_cdf: np.ndarray) -> np.ndarray:
@@ -382,13 +384,28 @@ def source_knots(source_sizes: np.ndarray, target_cdf: np.ndarray) -> np.ndarray
     return knots
 
 
-def _piecewise_map(s: np.ndarray, knots: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Map s from the bins `knots` onto the bins `edges` linearly, bin k = first with s <= knots[k+1] + 1e-6.
+class BinMap:
+    """The piecewise-linear map of SPEC §5 from source bins (`knots`) onto target bins (`edges`).
 
-    The reference fails in two places, defined here (SPEC §5): s above the last knot uses the last
-    bin (linear extrapolation), and a zero-width bin maps to its lower edge.
+    s falls in the first bin k with s <= knots[k+1] + 1e-6 and maps to
+    edges[k] + (s − knots[k]) / (knots[k+1] − knots[k]) · (edges[k+1] − edges[k]), in the reference's
+    order of operations; with `log_space` the same on ln s, ln knots, ln edges (the bin is still
+    chosen on s, as the reference's Gaussian variant does). Where the reference fails (SPEC §5):
+    s above the last knot stays in the last bin (linear extrapolation), and a zero-width bin, stored
+    with infinite width, maps to its lower edge.
     """
-    k = np.minimum(np.searchsorted(knots[1:] + BIN_TOLERANCE, s, side="left"), len(knots) - 2)
-    lower, width = knots[k], knots[k + 1] - knots[k]
-    fraction = np.divide(s - lower, width, out=np.zeros_like(s, dtype=np.float64), where=width > 0)
-    return edges[k] + fraction * (edges[k + 1] - edges[k])
+
+    def __init__(self, knots: np.ndarray, edges: np.ndarray, log_space: bool = False):
+        self._upper = knots[1:] + BIN_TOLERANCE
+        x, y = (np.log(knots), np.log(edges)) if log_space else (knots, edges)
+        width = np.diff(x)
+        self._x0, self._width = x[:-1], np.where(width > 0, width, np.inf)
+        self._y0, self._height = y[:-1], np.diff(y)
+        self._log_space = log_space
+
+    def __call__(self, s: float | np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=np.float64)
+        k = np.minimum(np.searchsorted(self._upper, s, side="left"), len(self._upper) - 1)
+        x = np.log(s) if self._log_space else s
+        f = self._y0[k] + (x - self._x0[k]) / self._width[k] * self._height[k]
+        return np.exp(f) if self._log_space else f
