@@ -109,7 +109,7 @@ def test_run_dir_is_resolved_from_the_repository_root_not_the_cwd(tmp_path, monk
 
 def test_notebook_namespace_gives_the_parameters_cells_names_only():
     namespace = {"In": [], "get_ipython": print, "ExperimentConfig": ExperimentConfig}
-    before = set(namespace)
+    before = dict(namespace)
     namespace.update(experiment="exp5.1", detector="adaptive_retinanet", lr=0.02, _private=1)
     assert parameters_from_namespace(namespace, before) == {
         "experiment": "exp5.1", "detector": "adaptive_retinanet", "lr": 0.02}
@@ -117,10 +117,18 @@ def test_notebook_namespace_gives_the_parameters_cells_names_only():
     assert (config.experiment, config.detector, config.lr) == ("exp5.1", "adaptive_retinanet", 0.02)
 
 
+def test_a_parameter_that_rebinds_an_imported_name_is_still_a_parameter():
+    namespace = {"pretrain": print, "plots": print}
+    before = dict(namespace)
+    namespace.update(experiment="exp4.0", pretrain="sm")
+    assert parameters_from_namespace(namespace, before) == {"experiment": "exp4.0", "pretrain": "sm"}
+    # Only the names were recorded: a rebound name cannot be told from the import.
+    assert parameters_from_namespace(namespace, set(before)) == {"experiment": "exp4.0"}
+
+
 def test_notebook_rejects_a_parameter_papermill_only_warns_about():
-    before: set[str] = set()
     with pytest.raises(ConfigError, match=r"experiment.ipynb parameters: unknown key\(s\) \['batch'\]"):
-        experiment_config_from_notebook({"experiment": "exp1.2", "batch": 4}, before)
+        experiment_config_from_notebook({"experiment": "exp1.2", "batch": 4}, {})
 
 
 def test_papermill_list_for_a_list_field_is_accepted_and_a_string_is_not():
@@ -129,3 +137,65 @@ def test_papermill_list_for_a_list_field_is_accepted_and_a_string_is_not():
     with pytest.raises(ConfigError, match="'milestones' must be a list"):
         config_from_mapping(ExperimentConfig, {"experiment": "e", "milestones": "(3, 4)"})
 
+
+
+# ----------------------------------------------------------------------------- stages and run folder
+
+def paper_config(name: str, tmp_path, **overrides) -> ExperimentConfig:
+    return load_config(ExperimentConfig, PARAMS / "paper" / f"{name}.yaml",
+                       {"runs_dir": str(tmp_path / "runs"), "data_root": str(tmp_path / "data"), **overrides})
+
+
+def test_finetune_stage_is_the_seed_recipe_on_erased_training_tiles(tmp_path):
+    """SPEC §8: 0.005 per image (0.01 over 2 GPUs x 1 image); SPEC §1.2, §2.1: erased tiles."""
+    from tinysm.experiment import stage_config
+
+    config = paper_config("exp1.2", tmp_path)
+    stage = stage_config(config, "finetune", init_from=None)
+    assert stage.lr_per_image == pytest.approx(0.005) and stage.batch_size == 1
+    assert (stage.epochs, tuple(stage.milestones), stage.warmup_iters) == (12, (8, 11), 500)
+    assert stage.train_annotations == tmp_path / "data/tiny_set/mini_annotations/tiny_set_train_sw640_sh512_all_erase.json"
+    assert stage.train_images == tmp_path / "data/tiny_set/erase_with_uncertain_dataset/train"
+    assert stage.out_dir == tmp_path / "runs/exp1.2/finetune"
+    assert stage.scale_match == "none" and stage.clip_grad_norm is None and stage.backbone_weights == "imagenet"
+
+
+def test_pretrain_stage_scale_matches_coco_onto_tinyperson(tmp_path):
+    """SPEC §8: LR 0.01 over 2 GPUs x 8 images (exp4.0); target histogram from TinyPerson training boxes."""
+    from tinysm.experiment import stage_config
+
+    stage = stage_config(paper_config("exp4.0", tmp_path), "pretrain")
+    assert stage.lr_per_image == pytest.approx(0.01 / 16) and stage.batch_size == 8
+    assert stage.scale_match == "sm" and stage.train_annotations == tmp_path / "data/coco/annotations/instances_train2017.json"
+    assert stage.sm_target_annotations == tmp_path / "data/tiny_set/mini_annotations/tiny_set_train_all_erase.json"
+    assert (stage.sm_bins, tuple(stage.sm_scale_range), stage.sm_default_scale) == (100, (0.1, 1.0), 0.25)
+    plain = stage_config(paper_config("exp4.0", tmp_path, pretrain="plain"), "pretrain")
+    assert plain.scale_match == "none" and plain.sm_target_annotations is None
+
+
+def test_retinanet_c_clips_gradients_at_one_and_transfers_from_pretraining(tmp_path):
+    """SPEC §7: the "-c" of Adap RetinaNet-c is gradient clipping at max-norm 1."""
+    from tinysm.experiment import stage_config
+
+    config = paper_config("exp5.2", tmp_path)
+    pretrain = stage_config(config, "pretrain")
+    finetune = stage_config(config, "finetune", init_from=pretrain.paths.final_checkpoint)
+    assert pretrain.scale_match == "msm" and pretrain.clip_grad_norm == finetune.clip_grad_norm == 1.0
+    assert finetune.init_from == tmp_path / "runs/exp5.2/pretrain/model_final.pt"
+
+
+def test_a_finished_run_is_not_replaced_unless_asked(tmp_path):
+    from tinysm.experiment import start_run
+
+    config = paper_config("exp4.1", tmp_path)
+    run_dir = start_run(config)
+    assert load_config(ExperimentConfig, run_dir / "config.yaml") == config
+    (run_dir / "metrics.json").write_text('{"metrics": {}}')
+    (run_dir / "finetune").mkdir()
+    (run_dir / "experiment.ipynb").write_text("the notebook papermill is writing")
+    with pytest.raises(FileExistsError, match=r"exp4\.1 holds a finished run .*overwrite: true"):
+        start_run(config)
+    assert (run_dir / "metrics.json").exists()
+    start_run(paper_config("exp4.1", tmp_path, overwrite=True))
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "finetune").exists()
+    assert (run_dir / "experiment.ipynb").read_text() == "the notebook papermill is writing"

@@ -104,7 +104,7 @@ def test_a_failed_notebook_stops_the_pipeline_and_is_kept(tmp_path):
     configs = load_experiments(write_params(tmp_path / "params", tmp_path / "runs"))
     executor = RecordingExecutor(fail_on="exp4.0")
     lines: list[str] = []
-    with pytest.raises(NotebookFailed, match=r"exp4\.0: RuntimeError.*kept at .*exp4\.0/experiment\.ipynb"):
+    with pytest.raises(NotebookFailed, match=r"(?s)exp4\.0: RuntimeError: cell 7 raised.*kept at .*exp4\.0/experiment\.ipynb"):
         run_jobs(plan_jobs(configs, tmp_path, False, {}), execute=executor, echo=lines.append)
     assert [c[1].parent.name for c in executor.calls] == ["runs", "exp1.2", "exp4.0"]  # nothing after
     assert (tmp_path / "runs" / "exp4.0" / "experiment.ipynb").read_text() == "executed"

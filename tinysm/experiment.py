@@ -13,7 +13,6 @@ resumed: a stage whose final checkpoint exists is not trained again.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -161,13 +160,29 @@ def scale_match_transform(config: ExperimentConfig):
     return training_transform(train_config, load_annotations(train_config.train_annotations)).scale_match
 
 
+def load_trained_detector(checkpoint: Path, device: str = "auto"):
+    """The detector a stage's final checkpoint holds, rebuilt from the config saved with it."""
+    from tinysm.engine.checkpoint import load_checkpoint
+    from tinysm.engine.distributed import resolve_device
+    from tinysm.models import build_detector
+
+    state = load_checkpoint(checkpoint)
+    trained_with = state["config"]
+    model = build_detector(trained_with["detector"], len(state["category_ids"]), backbone=trained_with["backbone"],
+                           backbone_weights=None, category_ids=state["category_ids"],
+                           **trained_with["detector_options"])
+    model.load_state_dict(state["model"])
+    return model.to(resolve_device(device))
+
+
 def evaluate(config: ExperimentConfig, checkpoint: Path):
     """Tiled inference on the test set (SPEC §2.3), the TinyPerson metrics (SPEC §6), both recorded.
 
-    Writes results.json, then metrics.json last; returns the evaluator's result.
+    Writes results.json, then metrics.json last; returns the evaluator's `TinyResult`.
     """
     from tinysm.data.annotations import drop_dense_images, load_annotations
-    from tinysm.engine.predict import predict_tiled
+    from tinysm.data.datasets import DetectionDataset
+    from tinysm.engine.predict import predict
     from tinysm.evaluation import evaluate_tiny
 
     data = ExperimentData.of(config)
@@ -178,15 +193,13 @@ def evaluate(config: ExperimentConfig, checkpoint: Path):
         kept = test.images[:config.max_test_images]
         kept_ids = {image.id for image in kept}
         test = test.with_annotations((a for a in test.annotations if a.image_id in kept_ids), kept)
-    detections = predict_tiled(checkpoint, test, data.tiny_set.test_images, device=config.device,
-                               max_dets=config.max_dets)
-    atomic_write_json(config.run_dir / "results.json", detections, indent=None)
+    model = load_trained_detector(checkpoint, config.device)
+    detections = predict(model, DetectionDataset(test), results_path=config.run_dir / "results.json")
     result = evaluate_tiny(test, detections, max_dets=config.max_dets)
     record = {
         "experiment": config.experiment, "detector": config.detector, "pretrain": config.pretrain,
-        "data_root": config.data_root, "test_images": len(test.images),
-        "checkpoint": str(checkpoint), "evaluation_seconds": time.monotonic() - start,
-        "metrics": result.metrics,
+        "data_root": config.data_root, "test_images": len(test.images), "checkpoint": str(checkpoint),
+        "evaluation_seconds": time.monotonic() - start, "metrics": result.metrics,
     }
     atomic_write_json(config.run_dir / "metrics.json", record)
     return result

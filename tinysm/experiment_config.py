@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, NamedTuple
+from typing import Any, Collection, Literal, Mapping, NamedTuple
 
 from tinysm.config import ConfigError, config_from_mapping
 from tinysm.paths import resolve
@@ -104,17 +104,26 @@ class ExperimentConfig:
         return PAPER_ROWS.get(self.experiment)
 
 
-def parameters_from_namespace(namespace: Mapping[str, Any], names_before: set[str]) -> dict[str, Any]:
-    """The variables a notebook's parameters cells defined: every public name not in `names_before`.
+def parameters_from_namespace(namespace: Mapping[str, Any],
+                              before: Mapping[str, Any] | Collection[str]) -> dict[str, Any]:
+    """The variables a notebook's parameters cells set: the public names of `namespace` that were
+    not in `before`, the names defined just ahead of those cells (`set(globals())`).
 
     papermill only warns about a parameter the notebook does not declare; collecting every new
-    name lets the config reject it.
+    name lets the config reject it. With a snapshot `dict(globals())` as `before`, a parameter
+    that rebinds an earlier name (an imported function, say) is caught too.
     """
-    return {name: value for name, value in namespace.items()
-            if name not in names_before and not name.startswith("_")}
+    def is_parameter(name: str, value: Any) -> bool:
+        if name.startswith("_"):
+            return False
+        if isinstance(before, Mapping):
+            return name not in before or before[name] is not value
+        return name not in before
+
+    return {name: value for name, value in namespace.items() if is_parameter(name, value)}
 
 
-def experiment_config_from_notebook(namespace: Mapping[str, Any], names_before: set[str],
+def experiment_config_from_notebook(namespace: Mapping[str, Any], before: Mapping[str, Any] | Collection[str],
                                     where: str = "notebooks/experiment.ipynb parameters") -> ExperimentConfig:
     """The validated config of an experiment notebook's parameters (unknown keys and wrong types fail)."""
-    return config_from_mapping(ExperimentConfig, parameters_from_namespace(namespace, names_before), where)
+    return config_from_mapping(ExperimentConfig, parameters_from_namespace(namespace, before), where)

@@ -42,8 +42,10 @@ class NotebookFailed(RuntimeError):
 
     def __init__(self, job: NotebookJob, cause: BaseException):
         self.job = job
-        super().__init__(f"{job.name}: {type(cause).__name__}; the executed notebook with the "
-                         f"traceback is kept at {job.output}")
+        # papermill's error carries the kernel's exception name and message.
+        name, message = getattr(cause, "ename", type(cause).__name__), getattr(cause, "evalue", str(cause))
+        super().__init__(f"{job.name}: {name}: {message}\n  the executed notebook with the traceback is "
+                         f"kept at {job.output}")
 
 
 def load_experiments(params_dir: str | Path, only: Iterable[str] = ()) -> list[ExperimentConfig]:
