@@ -34,9 +34,9 @@ class SceneLayout:
 
 
 def smooth_noise(rng: np.random.Generator, width: int, height: int, cell: int) -> np.ndarray:
-    """Zero-mean, unit-scale noise varying over about `cell` pixels (bicubic upsampling of a coarse grid)."""
+    """Zero-mean, unit-scale noise varying over about `cell` pixels (bilinear upsampling of a coarse grid)."""
     coarse = rng.standard_normal((height // cell + 2, width // cell + 2)).astype(np.float32)
-    image = Image.fromarray(coarse, mode="F").resize((width + 2 * cell, height + 2 * cell), Image.BICUBIC)
+    image = Image.fromarray(coarse, mode="F").resize((width + 2 * cell, height + 2 * cell), Image.BILINEAR)
     return np.asarray(image)[cell:cell + height, cell:cell + width]
 
 

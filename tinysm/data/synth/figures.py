@@ -97,6 +97,16 @@ def _skeleton(rng: np.random.Generator, pose: str) -> dict[str, np.ndarray]:
     return joints
 
 
+# (joint, joint, limb kind, outfit colour), painted in this order: legs behind the torso, arms in front.
+_SEGMENTS = (
+    ("hip_l", "knee_l", "leg", "bottom"), ("knee_l", "foot_l", "leg", "skin"),
+    ("hip_r", "knee_r", "leg", "bottom"), ("knee_r", "foot_r", "leg", "skin"),
+    ("neck", "pelvis", "torso", "top"), ("hip_l", "hip_r", "leg", "bottom"),
+    ("shoulder_l", "elbow_l", "arm", "skin"), ("elbow_l", "hand_l", "arm", "skin"),
+    ("shoulder_r", "elbow_r", "arm", "skin"), ("elbow_r", "hand_r", "arm", "skin"),
+)
+
+
 def _cut_at_waterline(a: np.ndarray, b: np.ndarray, water: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The part of segment a–b above `water` (smaller y), or None when it is all under water."""
     if a[1] > water and b[1] > water:
@@ -108,31 +118,22 @@ def _cut_at_waterline(a: np.ndarray, b: np.ndarray, water: float) -> tuple[np.nd
     return (a, cut) if a[1] <= water else (cut, b)
 
 
-def _body_parts(joints: dict[str, np.ndarray], outfit: Outfit, scale: float, water: float | None,
-                transform) -> list[Part]:
-    """Capsules for limbs and torso, back to front, then the head; `transform` maps body units to pixels."""
-    radius = {k: max(MIN_RADIUS, v * scale) for k, v in LIMB_RADIUS.items()}
-    segments = []
-    for side in ("l", "r"):
-        segments += [(f"hip_{side}", f"knee_{side}", "leg", outfit.bottom),
-                     (f"knee_{side}", f"foot_{side}", "leg", outfit.skin)]
-    segments += [("neck", "pelvis", "torso", outfit.top), ("hip_l", "hip_r", "leg", outfit.bottom)]
-    for side in ("l", "r"):
-        segments += [(f"shoulder_{side}", f"elbow_{side}", "arm", outfit.skin),
-                     (f"elbow_{side}", f"hand_{side}", "arm", outfit.skin)]
-    parts = []
-    for a, b, kind, colour in segments:
-        ends = (joints[a], joints[b]) if water is None else _cut_at_waterline(joints[a], joints[b], water)
-        if ends is None:
-            continue
-        (x0, y0), (x1, y1) = transform(ends[0]), transform(ends[1])
-        parts.append(Part(Capsule(x0, y0, x1, y1, radius[kind]), colour))
-    hx, hy = transform(joints["head"])
-    head = max(MIN_RADIUS + 0.2, HEAD_RADIUS * scale)
-    parts.append(Part(Ellipse(hx, hy, head * 0.88, head), outfit.skin))
-    # Hair as a cap on the top half of the head: a dark top is the most visible cue at 2-4 px.
-    parts.append(Part(Ellipse(hx, hy - head * 0.35, head * 0.8, head * 0.6), outfit.hair))
-    return parts
+def _visible_segments(joints: dict[str, np.ndarray], water: float | None) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """(S×2×2 segment ends in body units, [(limb kind, outfit colour)]) of what is above the water."""
+    ends, styles = [], []
+    for a, b, kind, colour in _SEGMENTS:
+        segment = (joints[a], joints[b]) if water is None else _cut_at_waterline(joints[a], joints[b], water)
+        if segment is not None:
+            ends.append(segment)
+            styles.append((kind, colour))
+    return np.array(ends, dtype=float).reshape(-1, 2, 2), styles
+
+
+def _bounds(ends: np.ndarray, radii: np.ndarray, head: np.ndarray, head_radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Corners (x1, y1), (x2, y2) of the box around the capsules (ends ± radius) and the head ellipse."""
+    lo = np.minimum((ends.min(axis=1) - radii[:, None]).min(axis=0), head - [0.88 * head_radius, head_radius])
+    hi = np.maximum((ends.max(axis=1) + radii[:, None]).max(axis=0), head + [0.88 * head_radius, head_radius])
+    return lo, hi
 
 
 def person(rng: np.random.Generator, centre: tuple[float, float], size: float, pose: str,
@@ -153,22 +154,30 @@ def person(rng: np.random.Generator, centre: tuple[float, float], size: float, p
     mirror = -1.0 if rng.random() < 0.5 else 1.0
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
 
-    def body_to_unit(p: np.ndarray) -> np.ndarray:
-        q = rotation @ ((p - joints["pelvis"]) * np.array([mirror, 1.0]))
-        return q * np.array([1.0, squash])
+    def to_unit(points: np.ndarray) -> np.ndarray:  # body units -> pose-oriented units around the pelvis
+        return ((points - joints["pelvis"]) * [mirror, 1.0]) @ rotation.T * [1.0, squash]
 
-    # Build once at scale 1 to measure the box, then at the scale that gives the requested size.
-    unit = union_bounds(_body_parts(joints, outfit, 1e3, water, lambda p: body_to_unit(p) * 1e3))
-    unit_size = math.sqrt((unit[2] - unit[0]) * (unit[3] - unit[1])) / 1e3
-    scale = size / unit_size
-    probe = union_bounds(_body_parts(joints, outfit, scale, water, lambda p: body_to_unit(p) * scale))
-    offset = np.array([centre[0] - (probe[0] + probe[2]) / 2, centre[1] - (probe[1] + probe[3]) / 2])
-    parts = _body_parts(joints, outfit, scale, water, lambda p: body_to_unit(p) * scale + offset)
-    if alpha < 1.0:
-        parts = [Part(p.shape, p.colour, alpha) for p in parts]
-    box = union_bounds(parts)
+    body, styles = _visible_segments(joints, water)
+    ends, head = to_unit(body), to_unit(joints["head"])
+    unit_radii = np.array([LIMB_RADIUS[kind] for kind, _ in styles])
+    # The scale that gives the requested size; the pixel floor on thin limbs (MIN_RADIUS) only
+    # applies to the smallest people and makes their boxes a little larger, as it does on screen.
+    lo, hi = _bounds(ends, unit_radii, head, HEAD_RADIUS)
+    scale = size / math.sqrt(float(np.prod(hi - lo)))
+    radii = np.maximum(MIN_RADIUS, unit_radii * scale)
+    head_radius = max(MIN_RADIUS + 0.2, HEAD_RADIUS * scale)
+    ends, head = ends * scale, head * scale
+    lo, hi = _bounds(ends, radii, head, head_radius)
+    offset = np.asarray(centre) - (lo + hi) / 2
+    ends, (hx, hy) = ends + offset, head + offset
+    colours = {"skin": outfit.skin, "hair": outfit.hair, "top": outfit.top, "bottom": outfit.bottom}
+    parts = [Part(Capsule(*a, *b, r), colours[colour], alpha)
+             for (a, b), r, (_, colour) in zip(ends.tolist(), radii.tolist(), styles)]
+    parts.append(Part(Ellipse(hx, hy, head_radius * 0.88, head_radius), outfit.skin, alpha))
+    # Hair as a cap on the top half of the head: a dark top is the most visible cue at 2-4 px.
+    parts.append(Part(Ellipse(hx, hy - head_radius * 0.35, head_radius * 0.8, head_radius * 0.6), outfit.hair, alpha))
     decor: tuple[Part, ...] = ()
     if water is not None:  # a ring of foam where the body meets the water
-        wx, wy = body_to_unit(np.array([0.0, water])) * scale + offset
+        wx, wy = to_unit(np.array([0.0, water])) * scale + offset
         decor = (Part(Ellipse(wx, wy, max(1.0, 0.22 * scale), max(0.6, 0.05 * scale)), (235, 240, 240), 0.45),)
-    return Figure(tuple(parts), box, decor)
+    return Figure(tuple(parts), union_bounds(parts), decor)

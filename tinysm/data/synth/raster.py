@@ -102,33 +102,42 @@ class Part:
     alpha: float = 1.0
 
 
-def paint(canvas: np.ndarray, part: Part, softness: float = 1.0) -> None:
-    """Blend `part` into the H×W×3 uint8 `canvas` in place, touching only its bounding patch.
-
-    Only the patch goes through float: a float copy of a whole 1920×1080 frame costs more than
-    painting every person on it.
-    """
-    height, width = canvas.shape[:2]
-    x1, y1, x2, y2 = part.shape.bounds()
-    margin = math.ceil(softness / 2) + 1
-    c1, r1 = max(0, math.floor(x1) - margin), max(0, math.floor(y1) - margin)
-    c2, r2 = min(width, math.ceil(x2) + margin), min(height, math.ceil(y2) + margin)
-    if c2 <= c1 or r2 <= r1:
-        return
-    # Pixel centres sit at integer + 0.5, so a shape from x=10 to x=12 covers pixels 10 and 11.
-    xx = np.arange(c1, c2, dtype=np.float32)[None, :] + 0.5
-    yy = np.arange(r1, r2, dtype=np.float32)[:, None] + 0.5
-    coverage = np.clip(0.5 - part.shape.distance(xx, yy) / softness, 0.0, 1.0) * part.alpha
-    patch = canvas[r1:r2, c1:c2]
-    values = patch.astype(np.float32)
-    values += coverage[..., None].astype(np.float32) * (np.asarray(part.colour, dtype=np.float32) - values)
-    patch[...] = np.clip(values + 0.5, 0, 255).astype(np.uint8)
+def _window(bounds: Box, margin: int, limits: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """Whole-pixel columns/rows [c1, c2) × [r1, r2) around `bounds` plus `margin`, inside `limits`."""
+    x1, y1, x2, y2 = bounds
+    return (max(limits[0], math.floor(x1) - margin), max(limits[1], math.floor(y1) - margin),
+            min(limits[2], math.ceil(x2) + margin), min(limits[3], math.ceil(y2) + margin))
 
 
 def paint_all(canvas: np.ndarray, parts: Sequence[Part], softness: float = 1.0) -> None:
-    """Paint `parts` in order (later parts cover earlier ones)."""
+    """Blend `parts` in order (later ones cover earlier ones) into the H×W×3 uint8 `canvas` in place.
+
+    Only the parts' common patch goes through float, once: a float copy of a whole 1920×1080
+    frame costs more than painting every person on it.
+    """
+    if not parts:
+        return
+    margin = math.ceil(softness / 2) + 1
+    c1, r1, c2, r2 = _window(union_bounds(parts), margin, (0, 0, canvas.shape[1], canvas.shape[0]))
+    if c2 <= c1 or r2 <= r1:
+        return
+    values = canvas[r1:r2, c1:c2].astype(np.float32)
     for part in parts:
-        paint(canvas, part, softness)
+        a1, b1, a2, b2 = _window(part.shape.bounds(), margin, (c1, r1, c2, r2))
+        if a2 <= a1 or b2 <= b1:
+            continue
+        # Pixel centres sit at integer + 0.5, so a shape from x=10 to x=12 covers pixels 10 and 11.
+        xx = np.arange(a1, a2, dtype=np.float32)[None, :] + 0.5
+        yy = np.arange(b1, b2, dtype=np.float32)[:, None] + 0.5
+        coverage = np.clip(0.5 - part.shape.distance(xx, yy) / softness, 0.0, 1.0) * part.alpha
+        window = values[b1 - r1:b2 - r1, a1 - c1:a2 - c1]
+        window += coverage[..., None].astype(np.float32) * (np.asarray(part.colour, dtype=np.float32) - window)
+    canvas[r1:r2, c1:c2] = np.clip(values + 0.5, 0, 255).astype(np.uint8)
+
+
+def paint(canvas: np.ndarray, part: Part, softness: float = 1.0) -> None:
+    """Blend one part into the uint8 `canvas` in place (see `paint_all`)."""
+    paint_all(canvas, [part], softness)
 
 
 def union_bounds(parts: Sequence[Part]) -> Box:
