@@ -15,7 +15,8 @@ Random streams and DataLoader workers: with `rng=None` a transform draws from a
 reseeds whenever that seed changes. DataLoader gives every worker its own `base_seed + worker_id`,
 so each worker draws its own stream, new every epoch, reproducible under `torch.manual_seed`.
 To pin a stream yourself (e.g. to reproduce the reference draw for draw), pass
-`rng=numpy.random.RandomState(seed)`, or call `reseed(seed)` from a `worker_init_fn`:
+`rng=numpy.random.RandomState(seed)`; every worker then starts from a copy of that same stream,
+so give each its own with `reseed(seed)` from a `worker_init_fn`:
 `lambda worker_id: get_worker_info().dataset.transforms.reseed(seed + worker_id)`.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ BIN_TOLERANCE = 1e-6
 # SPEC §4 step 3: a box survives a resize when its +1-pixel extent is at least this on both axes.
 MIN_BOX_EXTENT = 2.0
 # Per-box entries of a DetectionDataset target that follow the boxes when some are dropped.
-PER_BOX_KEYS = ("labels", "ignore", "iscrowd", "area")
+PER_BOX_KEYS = ("labels", "ignore", "iscrowd")
 
 Annotations = str | os.PathLike | CocoAnnotations
 
@@ -157,7 +158,7 @@ class SizeDistribution:
 
     @classmethod
     def log_normal(cls, mu: float, sigma: float, bins: int = 100, coverage: float = 0.998) -> "SizeDistribution":
-        """K equal-probability bins of a log-normal (ln size ~ N(mu, sigma²)) truncated to its central `coverage`."""
+        """K equal-probability bins of a log-normal, ln size ~ N(mu, sigma²), cut to its central `coverage`."""
         if sigma <= 0 or not 0 < coverage < 1:
             raise ValueError(f"need sigma > 0 and 0 < coverage < 1, got sigma={sigma}, coverage={coverage}")
         tail = (1 - coverage) / 2
@@ -220,7 +221,8 @@ def _resize_boxes(boxes: np.ndarray, canvas_size: tuple[int, int], scale: float)
     new_height, new_width = max(1, round(scale * height)), max(1, round(scale * width))
     ratios = np.array([new_width / width, new_height / height] * 2, dtype=np.float32)
     scaled = boxes * ratios
-    keep = ((scaled[:, 2] - scaled[:, 0] + 1) >= MIN_BOX_EXTENT) & ((scaled[:, 3] - scaled[:, 1] + 1) >= MIN_BOX_EXTENT)
+    extents = scaled[:, 2:] - scaled[:, :2] + 1
+    keep = (extents[:, 0] >= MIN_BOX_EXTENT) & (extents[:, 1] >= MIN_BOX_EXTENT)
     return MatchedBoxes((new_height, new_width), scale, scaled[keep], keep)
 
 

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from tinysm.data.annotations import CocoAnnotations
 from tinysm.io import atomic_path, atomic_write_text
-from tinysm.scale_match import MonotoneScaleMatch, ScaleMatch, SizeDistribution, SizeMatchTransform, counts_for_size
+from tinysm.scale_match import (MonotoneScaleMatch, ScaleMatch, SizeDistribution, SizeMatchTransform,
+                                counts_for_size)
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -53,9 +54,10 @@ def statistics_table(named: Mapping[str, CocoAnnotations]) -> pd.DataFrame:
     rows = {}
     for name, annotations in named.items():
         stats = size_statistics(annotations)
+        relative = f"{stats['relative_size_mean']:.4f} ± {stats['relative_size_std']:.4f}"
         row = {"images": int(stats["images"]), "boxes": int(stats["boxes"]),
                "size √(wh) [px]": f"{stats['size_mean']:.2f} ± {stats['size_std']:.2f}",
-               "relative size √(wh/WH)": f"{stats['relative_size_mean']:.4f} ± {stats['relative_size_std']:.4f}",
+               "relative size √(wh/WH)": relative,
                "aspect ratio w/h": f"{stats['aspect_ratio_mean']:.2f} ± {stats['aspect_ratio_std']:.2f}"}
         row.update({f"size p{q}": round(stats[f"size_p{q}"], 2) for q in PERCENTILES})
         rows[name] = row
@@ -73,16 +75,6 @@ class SizeDistributionConfig:
     output_dir: str = "figures"
 
 
-def scale_matched_sets(target: CocoAnnotations, source: CocoAnnotations, bins: int = 100,
-                       seed: int = 0) -> dict[str, CocoAnnotations]:
-    """The target, the source, and the source as SM and MSM (SPEC §4, §5) would make it, by name."""
-    distribution = SizeDistribution.from_coco(target, bins)
-    sm = ScaleMatch(distribution, rng=np.random.RandomState(seed))
-    msm = MonotoneScaleMatch(distribution, source)
-    return {"target": target, "source": source,
-            "source after SM": scale_annotations(source, sm), "source after MSM": scale_annotations(source, msm)}
-
-
 def scale_annotations(annotations: CocoAnnotations, transform: SizeMatchTransform,
                       progress: bool = True) -> CocoAnnotations:
     """The annotation set as the transform would make it (image sizes and boxes), without pixels.
@@ -93,13 +85,23 @@ def scale_annotations(annotations: CocoAnnotations, transform: SizeMatchTransfor
     for image in tqdm(annotations.images, desc="scale match", disable=not progress, leave=False):
         anns = [a for a in annotations.annotations_by_image[image.id] if counts_for_size(a)]
         xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in (a.bbox for a in anns)], np.float32).reshape(-1, 4)
-        x1, y1, x2, y2 = image.region
-        matched = transform.match_boxes(xyxy, (y2 - y1, x2 - x1))
+        left, top, right, bottom = image.region
+        matched = transform.match_boxes(xyxy, (bottom - top, right - left))
         images.append(replace(image, height=matched.canvas_size[0], width=matched.canvas_size[1], corner=None))
         kept = (a for a, keep in zip(anns, matched.keep) if keep)
         for ann, (x1, y1, x2, y2) in zip(kept, matched.boxes.tolist()):
             boxes_out.append(replace(ann, bbox=(x1, y1, x2 - x1, y2 - y1), area=(x2 - x1) * (y2 - y1)))
     return annotations.with_annotations(boxes_out, images)
+
+
+def scale_matched_sets(target: CocoAnnotations, source: CocoAnnotations, bins: int = 100,
+                       seed: int = 0) -> dict[str, CocoAnnotations]:
+    """The target, the source, and the source as SM and MSM (SPEC §4, §5) would make it, by name."""
+    distribution = SizeDistribution.from_coco(target, bins)
+    sm = ScaleMatch(distribution, rng=np.random.RandomState(seed))
+    msm = MonotoneScaleMatch(distribution, source)
+    return {"target": target, "source": source,
+            "source after SM": scale_annotations(source, sm), "source after MSM": scale_annotations(source, msm)}
 
 
 def save_statistics_table(table: pd.DataFrame, folder: str | os.PathLike) -> tuple[Path, Path]:
