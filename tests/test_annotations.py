@@ -165,3 +165,16 @@ def test_interrupted_write_keeps_previous_file(tmp_path):
             raise KeyboardInterrupt
     assert json.loads(target.read_text()) == {"keep": "me"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target.json"]
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+
+    from tinysm.io import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "out.json", "{}")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
