@@ -3,32 +3,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinysm.evaluation.matching import IGNORED, MATCHED, UNMATCHED, MatchRules, greedy_match
-from tinysm.evaluation.overlaps import Candidates, GroundTruthColumns, RankedDetections
+from tinysm.evaluation.matching import IGNORED, MATCHED, UNMATCHED, Matches, MatchRules
+from tinysm.evaluation.overlaps import GroundTruthColumns, RankedDetections
 from tinysm.evaluation.protocol import MAX_THRESHOLD, RECALL_THRESHOLDS
 
 
-def precision_curves(gt: GroundTruthColumns, dets: RankedDetections, cands: Candidates,
-                     thresholds: np.ndarray, ranges: np.ndarray, max_dets: int,
-                     reference_quirks: bool) -> np.ndarray:
-    """Precision at the 101 recall points, shape (T, A, 101); −1 where a range has no regular GT.
+def ap_rules(gt: GroundTruthColumns, dets: RankedDetections, thresholds: np.ndarray, ranges: np.ndarray,
+             max_dets: int) -> MatchRules:
+    """Matching rules of SPEC §6.1, one problem per (threshold, range), threshold-major.
 
-    `ranges` is an (A, 2) array of inclusive area bounds. Problems are ordered threshold-major.
+    `ranges` is an (A, 2) array of inclusive area bounds. Crowd, ignore and uncertain GTs and GTs
+    outside the range are ignored; crowd GTs are compared by IoD and may absorb many detections.
     """
-    n_t, n_a = len(thresholds), len(ranges)
-    in_range = (gt.area >= ranges[:, :1]) & (gt.area <= ranges[:, 1:])          # (A, G)
+    n_t = len(thresholds)
+    in_range = (gt.area >= ranges[:, :1]) & (gt.area <= ranges[:, 1:])           # (A, G)
     regular = np.tile(in_range & ~(gt.crowd | gt.flagged), (n_t, 1))             # (P, G)
     crowd = np.broadcast_to(gt.crowd, regular.shape)
-    active = np.broadcast_to(dets.rank < max_dets, (n_t * n_a, len(dets)))
-    bounded = np.repeat(np.minimum(thresholds, MAX_THRESHOLD), n_a)
-    rules = MatchRules(thresholds=bounded, regular=regular, reusable=crowd, use_iod=crowd, active=active,
-                       fallback_thresholds=bounded, fallback_strict=False, gt_area=gt.area)
-    matches = greedy_match(cands, dets.rank, dets.area, rules)
+    bounded = np.repeat(np.minimum(thresholds, MAX_THRESHOLD), len(ranges))
+    return MatchRules(thresholds=bounded, regular=regular, reusable=crowd, use_iod=crowd,
+                      active=np.broadcast_to(dets.rank < max_dets, (len(regular), len(dets))),
+                      fallback_thresholds=bounded, fallback_strict=np.zeros(len(regular), bool), gt_area=gt.area)
 
+
+def precision_curves(matches: Matches, rules: MatchRules, gt: GroundTruthColumns, dets: RankedDetections,
+                     ranges: np.ndarray, reference_quirks: bool) -> np.ndarray:
+    """Precision at the 101 recall points, shape (T, A, 101); −1 where a range has no regular GT."""
+    n_a = len(ranges)
+    n_t = len(rules.thresholds) // n_a
     matched = matches.status == MATCHED
     if reference_quirks:
         # SPEC §6.3: the reference stores the matched GT's id and reads 0 as "no match".
-        id_zero = matched & (gt.ann_id[np.maximum(matches.gt, 0)] == 0)
+        id_zero = matches.matched_to(gt.ann_id == 0)
     else:
         id_zero = np.zeros_like(matched)
     unmatched = (matches.status == UNMATCHED) | id_zero
@@ -39,26 +44,34 @@ def precision_curves(gt: GroundTruthColumns, dets: RankedDetections, cands: Cand
     false_positive = unmatched & ~ignored
 
     # SPEC §6.1: pool images in id order (the detections' order here), then a stable sort by score.
-    kept = np.flatnonzero(dets.rank < max_dets)
+    kept = np.flatnonzero(rules.active[0])
     ranking = kept[np.argsort(-dets.score[kept], kind="stable")]
-    n_regular = np.tile(regular[:n_a].sum(axis=1), n_t)
-    curves = np.stack([_sample_precision(true_positive[p, ranking], false_positive[p, ranking], n_regular[p])
-                       for p in range(n_t * n_a)])
+    n_regular = rules.regular.sum(axis=1)
+    true_positive, false_positive = true_positive[:, ranking], false_positive[:, ranking]
+    curves = np.stack([_sample_precision(true_positive[p], false_positive[p], n_regular[p]) for p in range(n_t * n_a)])
     return curves.reshape(n_t, n_a, len(RECALL_THRESHOLDS))
 
 
 def _sample_precision(true_positive: np.ndarray, false_positive: np.ndarray, n_regular: int) -> np.ndarray:
-    """COCO's interpolated precision at the recall points (SPEC §6.1)."""
+    """COCO's interpolated precision at the recall points (SPEC §6.1).
+
+    Recall only grows at true positives, so the first entry reaching a recall point is always one,
+    and the precision envelope there (the running max from the right) is the running max over the
+    true positives alone: later entries that are not true positives never beat the true positive
+    before them. Working on the true positives only gives the reference's numbers bit for bit.
+    """
     if n_regular == 0:
         return np.full(len(RECALL_THRESHOLDS), -1.0)
-    tp = np.cumsum(true_positive, dtype=np.float64)
-    fp = np.cumsum(false_positive, dtype=np.float64)
-    recall = tp / n_regular
+    hits = np.flatnonzero(true_positive)
+    if len(hits) == 0:
+        return np.zeros(len(RECALL_THRESHOLDS))
+    tp = np.arange(1, len(hits) + 1, dtype=np.float64)
+    fp = np.cumsum(false_positive, dtype=np.float64)[hits]
     precision = tp / (fp + tp + np.spacing(1))               # the reference's expression, for equal bits
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
-    index = np.searchsorted(recall, RECALL_THRESHOLDS, side="left")
-    reached = index < len(recall)
-    return np.where(reached, envelope[np.minimum(index, len(recall) - 1)] if len(recall) else 0.0, 0.0)
+    index = np.searchsorted(tp / n_regular, RECALL_THRESHOLDS, side="left")
+    reached = index < len(hits)
+    return np.where(reached, envelope[np.minimum(index, len(hits) - 1)], 0.0)
 
 
 def average_precision(curves: np.ndarray) -> np.ndarray:

@@ -7,9 +7,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from tinysm.data.annotations import CocoAnnotations, load_annotations
-from tinysm.evaluation.ap import average_precision, precision_curves
+from tinysm.evaluation.ap import ap_rules, average_precision, precision_curves
 from tinysm.evaluation.detections import load_detections
-from tinysm.evaluation.mr import log_average_miss_rate, recall_at_fppi
+from tinysm.evaluation.matching import MatchRules, greedy_match
+from tinysm.evaluation.mr import log_average_miss_rate, mr_rules, recall_at_fppi
 from tinysm.evaluation.overlaps import GroundTruthColumns, RankedDetections, overlapping_pairs
 from tinysm.evaluation.protocol import (
     AP_RANGES, FPPI_POINTS, IOU_THRESHOLDS, MR_MAX_DETS, MR_SETUPS, RECALL_THRESHOLDS,
@@ -57,9 +58,14 @@ def evaluate_tiny(gt: str | os.PathLike | CocoAnnotations, detections: Any, max_
             continue  # COCO skips it too: every range is undefined
         ranked = RankedDetections.from_detections(dets, in_category, image_ids, max(max_dets, MR_MAX_DETS))
         cands = overlapping_pairs(gt_cat, ranked, n_images)
-        precision.append(precision_curves(gt_cat, ranked, cands, thresholds, ap_bounds, max_dets, reference_quirks))
-        recall.append(recall_at_fppi(gt_cat, ranked, cands, thresholds, mr_bounds, n_images, points,
-                                     reference_quirks))
+        ap = ap_rules(gt_cat, ranked, thresholds, ap_bounds, max_dets)
+        mr = mr_rules(gt_cat, ranked, thresholds, mr_bounds)
+        # AP and MR share one matching pass: the per-rank steps are the cost, not the problem count.
+        ap_matches, mr_matches = greedy_match(cands, ranked.image, ranked.area, MatchRules.stack([ap, mr])).split(
+            [len(ap.thresholds), len(mr.thresholds)])
+        precision.append(precision_curves(ap_matches, ap, gt_cat, ranked, ap_bounds, reference_quirks))
+        recall.append(recall_at_fppi(mr_matches, mr, gt_cat, ranked, n_images, points, reference_quirks)
+                      .reshape(len(thresholds), len(mr_bounds), len(points)))
     if precision:
         precision_k, recall_k = np.stack(precision, axis=2), np.stack(recall, axis=2)  # (T, ·, K, ·)
     else:

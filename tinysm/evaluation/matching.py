@@ -2,9 +2,9 @@
 
 Within an image the matching is sequential: detections by descending score, each taking the best
 still-free GT, so an earlier detection can steal a GT from a later one. Across images it is
-independent. So detections are processed *by rank*: step r handles the r-th best detection of
-every image at once, for every (IoU threshold × range) problem at once, as numpy operations. Only
-detections that overlap some GT enough to matter take part; the rest are unmatched by construction.
+independent. So images are processed in lockstep: turn j handles the j-th detection of every image
+that overlaps some GT enough to matter, for every (IoU threshold × range) problem at once, as numpy
+operations; the other detections are unmatched by construction and never touch the state.
 
 The rules, per problem and detection (the reference's loops, SPEC §6.1-§6.2):
 1. Among free GTs with overlap >= t, the regular ones win; among them the highest overlap, and on
@@ -35,16 +35,39 @@ class MatchRules:
     use_iod: np.ndarray             # (P, G) bool: the overlap with this GT is IoD, not IoU
     active: np.ndarray              # (P, N) bool: detection takes part in problem p
     fallback_thresholds: np.ndarray  # (P,)
-    fallback_strict: bool           # MR's rule is "> 0.5", AP's is ">= t"
+    fallback_strict: np.ndarray     # (P,) bool: MR's rule is "> 0.5", AP's is ">= t"
     gt_area: np.ndarray             # (G,) the `area` field, used by the fallback formula
+
+    @classmethod
+    def stack(cls, parts: list["MatchRules"]) -> "MatchRules":
+        """One rule set holding the problems of all `parts` (same GTs and detections), in order."""
+        return cls(*(np.concatenate([getattr(part, name) for part in parts])
+                     for name in ("thresholds", "regular", "reusable", "use_iod", "active",
+                                  "fallback_thresholds", "fallback_strict")), gt_area=parts[0].gt_area)
 
 
 @dataclass(frozen=True)
 class Matches:
-    """Per problem and detection: UNMATCHED / MATCHED (to a regular GT) / IGNORED, and the GT index."""
+    """Per problem and detection: UNMATCHED / MATCHED (to a regular GT) / IGNORED, and the chosen GTs.
+
+    Only detections that overlap some GT enough can choose one, so the GT indices are kept for
+    those (`det`) alone.
+    """
 
     status: np.ndarray   # (P, N) int8
-    gt: np.ndarray       # (P, N) int64, -1 when nothing was chosen
+    det: np.ndarray      # (n,) the detections that could choose a GT
+    gt: np.ndarray       # (P, n) int64 GT index they chose, -1 for none
+
+    def split(self, sizes: list[int]) -> list["Matches"]:
+        """The matches of consecutive problem groups of the given sizes (the inverse of `MatchRules.stack`)."""
+        cuts = np.cumsum(sizes)[:-1]
+        return [Matches(status, self.det, gt) for status, gt in zip(np.split(self.status, cuts), np.split(self.gt, cuts))]
+
+    def matched_to(self, gt_mask: np.ndarray) -> np.ndarray:
+        """(P, N) bool: the detection is MATCHED to a GT where `gt_mask` (G,) is true."""
+        out = np.zeros(self.status.shape, bool)
+        out[:, self.det] = (self.gt >= 0) & gt_mask[np.maximum(self.gt, 0)]
+        return out & (self.status == MATCHED)
 
 
 def iod_from_overlap(overlap: np.ndarray, gt_area: np.ndarray, det_area: np.ndarray) -> np.ndarray:
@@ -52,48 +75,61 @@ def iod_from_overlap(overlap: np.ndarray, gt_area: np.ndarray, det_area: np.ndar
     return overlap / (1 + overlap) * (1 + gt_area / det_area)
 
 
-def greedy_match(cands: Candidates, det_rank: np.ndarray, det_area: np.ndarray, rules: MatchRules) -> Matches:
-    """Match every detection in every problem (see the module docstring for the rules)."""
+def greedy_match(cands: Candidates, det_image: np.ndarray, det_area: np.ndarray, rules: MatchRules) -> Matches:
+    """Match every detection in every problem (see the module docstring for the rules).
+
+    `cands` rows must be in the detections' order (by image, then rank), as `overlapping_pairs` gives.
+    """
     n_problems, n_dets = rules.active.shape
     status = np.full((n_problems, n_dets), UNMATCHED, np.int8)
-    matched_gt = np.full((n_problems, n_dets), -1, np.int64)
     taken = np.zeros(rules.regular.shape, bool)
-    rows = _rows_that_can_match(cands, det_area, rules)
-    order = np.argsort(det_rank[cands.det[rows]], kind="stable")
-    rows = rows[order]
-    ranks = det_rank[cands.det[rows]]
-    bounds = np.flatnonzero(np.diff(ranks)) + 1
-    for step_rows in np.split(rows, bounds) if len(rows) else []:
+    useful, width = _useful_pairs(cands, det_area, rules)
+    matched_gt = np.full((n_problems, len(useful)), -1, np.int64)
+    # Only the order of the useful rows within an image matters, so turn j handles the j-th useful
+    # detection of every image: as many turns as the busiest image has useful detections.
+    image = det_image[useful.det]
+    turn = np.arange(len(useful)) - np.searchsorted(image, image)
+    order = np.argsort(turn, kind="stable")
+    for rows in np.split(order, np.flatnonzero(np.diff(turn[order])) + 1) if len(order) else []:
         # One detection per image: the GTs these rows touch are disjoint, so one vectorised update is exact.
-        det = cands.det[step_rows]
-        step_status, step_gt = _match_step(cands, step_rows, det, det_area, rules, taken)
-        status[:, det], matched_gt[:, det] = step_status, step_gt
+        det = useful.det[rows]
+        step_status, step_gt = _match_step(useful, rows, int(width[rows].max()), det, det_area, rules, taken)
+        status[:, det], matched_gt[:, rows] = step_status, step_gt
         problem, column = np.nonzero(step_gt >= 0)
         taken[problem, step_gt[problem, column]] = True
-    return Matches(status, matched_gt)
+    return Matches(status, useful.det, matched_gt)
 
 
-def _rows_that_can_match(cands: Candidates, det_area: np.ndarray, rules: MatchRules) -> np.ndarray:
-    """Candidate rows with some pair above the lowest threshold; the others stay unmatched everywhere."""
+def _useful_pairs(cands: Candidates, det_area: np.ndarray, rules: MatchRules) -> tuple[Candidates, np.ndarray]:
+    """The pairs that can pass some threshold, packed to the left of each row, and each row's count.
+
+    A pair below every threshold can neither match nor be the fallback's first maximum (which is
+    at or above its threshold), so dropping it changes nothing; rows left empty are unmatched.
+    """
     if len(cands) == 0:
-        return np.zeros(0, np.int64)
+        return cands, np.zeros(0, np.int64)
     valid = cands.gt >= 0
     gt_area = rules.gt_area[np.where(valid, cands.gt, 0)]
     # IoD >= IoU and f is increasing in x, so max(IoD, f(IoD)) bounds every value a rule compares.
-    fallback = iod_from_overlap(cands.iod, gt_area, det_area[cands.det][:, None])
-    upper = np.where(valid, np.maximum(cands.iod, fallback), -np.inf).max(axis=1)
+    upper = np.maximum(cands.iod, iod_from_overlap(cands.iod, gt_area, det_area[cands.det][:, None]))
     lowest = min(rules.thresholds.min(initial=np.inf), rules.fallback_thresholds.min(initial=np.inf))
-    return np.flatnonzero(upper >= lowest)
+    keep = valid & (upper >= lowest)
+    width = keep.sum(axis=1)
+    rows = np.flatnonzero(width > 0)
+    packed = np.argsort(~keep[rows], axis=1, kind="stable")   # kept pairs first, file order kept
+    gt = np.where(np.take_along_axis(keep[rows], packed, axis=1), np.take_along_axis(cands.gt[rows], packed, axis=1), -1)
+    return Candidates(cands.det[rows], gt, np.take_along_axis(cands.iou[rows], packed, axis=1),
+                      np.take_along_axis(cands.iod[rows], packed, axis=1)), width[rows]
 
 
-def _match_step(cands: Candidates, rows: np.ndarray, det: np.ndarray, det_area: np.ndarray,
+def _match_step(cands: Candidates, rows: np.ndarray, width: int, det: np.ndarray, det_area: np.ndarray,
                 rules: MatchRules, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    gt = cands.gt[rows]                                     # (k, K)
+    gt = cands.gt[rows, :width]                             # (k, K)
     valid = gt >= 0
     safe_gt = np.where(valid, gt, 0)
     regular = rules.regular[:, safe_gt] & valid             # (P, k, K)
     ignored = ~rules.regular[:, safe_gt] & valid
-    overlap = np.where(rules.use_iod[:, safe_gt], cands.iod[rows], cands.iou[rows])
+    overlap = np.where(rules.use_iod[:, safe_gt], cands.iod[rows, :width], cands.iou[rows, :width])
     free = rules.reusable[:, safe_gt] | ~taken[:, safe_gt]
     active = rules.active[:, det][:, :, None]
     hit = free & active & (overlap >= rules.thresholds[:, None, None])
@@ -108,7 +144,7 @@ def _match_step(cands: Candidates, rows: np.ndarray, det: np.ndarray, det_area: 
     fallback_choice = fallback_value.argmax(axis=-1)        # the first maximum, as np.argmax in the reference
     best = np.take_along_axis(fallback_value, fallback_choice[..., None], axis=-1)[..., 0]
     limit = rules.fallback_thresholds[:, None]
-    passes = best > limit if rules.fallback_strict else best >= limit
+    passes = np.where(rules.fallback_strict[:, None], best > limit, best >= limit)
     use_fallback = passes & ~has_regular & ~has_ignored
     choice = np.where(use_fallback, fallback_choice, choice)
 

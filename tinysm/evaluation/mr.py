@@ -3,47 +3,49 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinysm.evaluation.matching import IGNORED, MATCHED, MatchRules, greedy_match
-from tinysm.evaluation.overlaps import Candidates, GroundTruthColumns, RankedDetections
+from tinysm.evaluation.matching import IGNORED, MATCHED, Matches, MatchRules
+from tinysm.evaluation.overlaps import GroundTruthColumns, RankedDetections
 from tinysm.evaluation.protocol import (
     MAX_THRESHOLD, MR_FALLBACK_THRESHOLD, MR_MAX_DETS, MR_SIZE_MARGIN,
 )
 
 
-def recall_at_fppi(gt: GroundTruthColumns, dets: RankedDetections, cands: Candidates,
-                   thresholds: np.ndarray, setups: np.ndarray, n_images: int, points: np.ndarray,
-                   reference_quirks: bool) -> np.ndarray:
-    """Recall read at each FPPI point, shape (T, S, len(points)); −1 where a setup has no regular GT.
+def mr_rules(gt: GroundTruthColumns, dets: RankedDetections, thresholds: np.ndarray, setups: np.ndarray) -> MatchRules:
+    """Matching rules of SPEC §6.2, one problem per (threshold, setup), threshold-major.
 
-    `setups` is an (S, 2) array of inclusive size bounds; `n_images` the number of images in the
-    GT file (the FPPI denominator). Problems are ordered threshold-major.
+    `setups` is an (S, 2) array of inclusive size bounds. Ignore and uncertain GTs and GTs outside
+    the setup are ignored, compared by IoD and reusable; `iscrowd` plays no part.
     """
-    n_t, n_s = len(thresholds), len(setups)
+    n_t = len(thresholds)
     in_setup = (gt.size >= setups[:, :1]) & (gt.size <= setups[:, 1:])            # (S, G)
     regular = np.tile(in_setup & ~gt.flagged, (n_t, 1))                          # (P, G)
-    # SPEC §6.2: top 1000 first, then the size filter [lo/1.25, hi·1.25) on √(wh).
+    # Top 1000 first, then the size filter [lo/1.25, hi·1.25) on √(wh).
     size = np.sqrt(dets.area)
     kept = (dets.rank < MR_MAX_DETS) & (size >= setups[:, :1] / MR_SIZE_MARGIN) & (size < setups[:, 1:] * MR_SIZE_MARGIN)
-    active = np.tile(kept, (n_t, 1))                                              # (P, N)
-    rules = MatchRules(thresholds=np.repeat(np.minimum(thresholds, MAX_THRESHOLD), n_s), regular=regular,
-                       reusable=~regular, use_iod=~regular, active=active,
-                       fallback_thresholds=np.full(n_t * n_s, MR_FALLBACK_THRESHOLD), fallback_strict=True,
-                       gt_area=gt.area)
-    matches = greedy_match(cands, dets.rank, dets.area, rules)
+    return MatchRules(thresholds=np.repeat(np.minimum(thresholds, MAX_THRESHOLD), len(setups)), regular=regular,
+                      reusable=~regular, use_iod=~regular, active=np.tile(kept, (n_t, 1)),
+                      fallback_thresholds=np.full(len(regular), MR_FALLBACK_THRESHOLD),
+                      fallback_strict=np.ones(len(regular), bool), gt_area=gt.area)
 
+
+def recall_at_fppi(matches: Matches, rules: MatchRules, gt: GroundTruthColumns, dets: RankedDetections,
+                   n_images: int, points: np.ndarray, reference_quirks: bool) -> np.ndarray:
+    """Recall read at each FPPI point, shape (P, len(points)); −1 where a setup has no regular GT.
+
+    `n_images` is the number of images in the GT file (the FPPI denominator).
+    """
     matched = matches.status == MATCHED
     if reference_quirks:
-        matched &= gt.ann_id[np.maximum(matches.gt, 0)] != 0      # SPEC §6.3: id 0 reads as "no match"
-    false_positive = active & ~matched & (matches.status != IGNORED)
+        matched &= ~matches.matched_to(gt.ann_id == 0)      # SPEC §6.3: id 0 reads as "no match"
+    false_positive = rules.active & ~matched & (matches.status != IGNORED)
 
     top = np.flatnonzero(dets.rank < MR_MAX_DETS)
     ranking = top[np.argsort(-dets.score[top], kind="stable")]     # SPEC §6.2: pooled as for AP
-    n_regular = np.tile(regular[:n_s].sum(axis=1), n_t)
-    out = np.stack([_read_recall(matched[p, ranking][active[p, ranking]],
-                                 false_positive[p, ranking][active[p, ranking]],
-                                 n_regular[p], n_images, points, reference_quirks)
-                    for p in range(n_t * n_s)])
-    return out.reshape(n_t, n_s, len(points))
+    n_regular = rules.regular.sum(axis=1)
+    active, matched, false_positive = rules.active[:, ranking], matched[:, ranking], false_positive[:, ranking]
+    return np.stack([_read_recall(matched[p][active[p]], false_positive[p][active[p]],
+                                  n_regular[p], n_images, points, reference_quirks)
+                     for p in range(len(n_regular))])
 
 
 def _read_recall(true_positive: np.ndarray, false_positive: np.ndarray, n_regular: int, n_images: int,

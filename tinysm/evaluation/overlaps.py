@@ -63,14 +63,15 @@ class RankedDetections:
     def from_detections(cls, dets: Detections, mask: np.ndarray, image_ids: np.ndarray,
                         max_rank: int) -> "RankedDetections":
         """The detections under `mask`, each image cut to its `max_rank` best."""
-        image = np.searchsorted(image_ids, dets.image_id[mask])
-        bbox, score = dets.bbox[mask], dets.score[mask]
-        order = np.lexsort((-score, image))  # lexsort is stable: equal scores keep input order
+        index = np.flatnonzero(mask)
+        image = np.searchsorted(image_ids, dets.image_id[index])
+        order = np.lexsort((-dets.score[index], image))  # lexsort is stable: equal scores keep input order
         image = image[order]
-        starts = np.searchsorted(image, image, side="left")
-        rank = np.arange(len(image)) - starts
+        first_of_image = np.r_[0, np.flatnonzero(np.diff(image)) + 1]
+        rank = np.arange(len(image)) - np.repeat(first_of_image, np.diff(np.r_[first_of_image, len(image)]))
         keep = rank < max_rank
-        return cls(image[keep], bbox[order][keep], score[order][keep], rank[keep])
+        index = index[order[keep]]
+        return cls(image[keep], dets.bbox[index], dets.score[index], rank[keep])
 
     @property
     def area(self) -> np.ndarray:
@@ -95,26 +96,55 @@ class Candidates:
 
 def overlapping_pairs(gt: GroundTruthColumns, dets: RankedDetections, n_images: int) -> Candidates:
     """All (detection, GT) pairs of the same image with a positive intersection, with IoU and IoD."""
-    gt_start = np.searchsorted(gt.image, np.arange(n_images), side="left")
-    gt_count = np.searchsorted(gt.image, np.arange(n_images), side="right") - gt_start
-    per_det = gt_count[dets.image]
+    first, last = _sweep_ranges(gt, dets, n_images)
+    order = np.lexsort((gt.bbox[:, 0], gt.image))        # the GTs by image, then left edge
+    per_det = last - first
     ends = np.cumsum(per_det)
     total = int(ends[-1]) if len(ends) else 0
     splits = np.searchsorted(ends, np.arange(_PAIRS_PER_CHUNK, total, _PAIRS_PER_CHUNK))
     bounds = np.unique(np.concatenate([[0], splits, [len(dets)]]))
-    chunks = [_pairs_of(gt, dets, np.arange(a, b), gt_start, per_det) for a, b in zip(bounds[:-1], bounds[1:])]
+    chunks = [_pairs_of(gt, dets, np.arange(a, b), first, per_det, order) for a, b in zip(bounds[:-1], bounds[1:])]
     if not chunks:
         return Candidates(np.zeros(0, np.int64), np.zeros((0, 0), np.int64), np.zeros((0, 0)), np.zeros((0, 0)))
     det, gt_index, iou, iod = (np.concatenate(parts) for parts in zip(*chunks))
-    return _pad_by_detection(det, gt_index, iou, iod)
+    # Columns in GT file order: ties in overlap go to the later GT (SPEC §6.1), so the order matters.
+    by_gt = np.lexsort((gt_index, det))
+    return _pad_by_detection(det[by_gt], gt_index[by_gt], iou[by_gt], iod[by_gt])
+
+
+def _sweep_ranges(gt: GroundTruthColumns, dets: RankedDetections, n_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each detection, the slice of the (image, left edge)-sorted GTs that may intersect it.
+
+    A tiny box in a 1920-px frame meets few GTs along x, so instead of every GT of the image a
+    detection is paired with those whose left edge lies in [x1 - widest GT of the image, x2]
+    (a superset: the exact test follows). One searchsorted over all images uses the key
+    image·span + x, with span wider than every coordinate range so that images never mix.
+    """
+    starts = np.searchsorted(gt.image, np.arange(n_images + 1))
+    first, last = starts[dets.image], starts[dets.image + 1]
+    if len(gt) == 0 or len(dets) == 0:
+        return first, last
+    widest = np.zeros(n_images)
+    np.maximum.at(widest, gt.image, gt.bbox[:, 2])
+    left = min(gt.bbox[:, 0].min(), dets.bbox[:, 0].min())
+    right = max((gt.bbox[:, 0] + gt.bbox[:, 2]).max(), (dets.bbox[:, 0] + dets.bbox[:, 2]).max())
+    span = right - left + widest.max() + 4
+    if not np.isfinite(span) or span * n_images > 2.0 ** 40:
+        return first, last  # coordinates too large for an exact float key: pair with every GT of the image
+    gt_key = np.sort(gt.image * span + (gt.bbox[:, 0] - left))
+    base = dets.image * span - left
+    # One pixel of slack each side absorbs the key's rounding (its ulp is < 2^-12 here).
+    low = np.searchsorted(gt_key, base + dets.bbox[:, 0] - widest[dets.image] - 1, side="left")
+    high = np.searchsorted(gt_key, base + dets.bbox[:, 0] + dets.bbox[:, 2] + 1, side="right")
+    return np.clip(low, first, last), np.clip(high, first, last)
 
 
 def _pairs_of(gt: GroundTruthColumns, dets: RankedDetections, det_index: np.ndarray,
-              gt_start: np.ndarray, per_det: np.ndarray) -> tuple[np.ndarray, ...]:
+              first: np.ndarray, per_det: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, ...]:
     counts = per_det[det_index]
     det = np.repeat(det_index, counts)
     offsets = np.arange(len(det)) - np.repeat(np.cumsum(counts) - counts, counts)
-    g = np.repeat(gt_start[dets.image[det_index]], counts) + offsets
+    g = order[np.repeat(first[det_index], counts) + offsets]
     d_box, g_box = dets.bbox[det], gt.bbox[g]
     # The same operations in the same order as pycocotools' bbIou and the reference MR code, so
     # that overlaps (and thus every threshold decision) agree to the last bit.
