@@ -116,7 +116,9 @@ def test_tiles_and_bad_arguments_are_refused(tmp_path):
         predict(BlobFinder("two_stage"), DetectionDataset(tiles, image_root=tmp_path), progress=False)
     with pytest.raises(ValueError, match="appears twice"):
         predict(BlobFinder("two_stage"), [(pixels, {"image_id": 1}), (pixels, {"image_id": 1})], progress=False)
-    with pytest.raises(ValueError, match="merge_variant must be one of"):
+    with pytest.raises(ValueError, match="merge_variant is one of .* got BlobFinder with 'three_stage'"):
         predict(BlobFinder("three_stage"), [(pixels, {"image_id": 1})], progress=False)
+    with pytest.raises(ValueError, match="needs a tinysm.models detector .* got Linear with None"):
+        predict(nn.Linear(2, 2), [(pixels, {"image_id": 1})], progress=False)
     with pytest.raises(ValueError, match="amp=True runs fp16 autocast on CUDA"):
         predict(BlobFinder("one_stage"), [(pixels, {"image_id": 1})], amp=True, device="cpu", progress=False)

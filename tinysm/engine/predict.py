@@ -45,13 +45,15 @@ def predict(model: nn.Module, dataset: Dataset, tile: tuple[int, int] = TEST_TIL
     `tinysm.models` (not a DDP wrapper). `amp`: fp16 autocast on CUDA (boxes stay float32).
     `results_path`: also write the results there, atomically.
     """
-    if model.merge_variant not in MERGE_CONFIGS:
-        raise ValueError(f"model.merge_variant must be one of {sorted(MERGE_CONFIGS)}, got {model.merge_variant!r}")
+    variant = getattr(model, "merge_variant", None)
+    if variant not in MERGE_CONFIGS or not hasattr(model, "tile_detections"):
+        raise ValueError(f"predict needs a tinysm.models detector (a DDP wrapper's .module), whose merge_variant "
+                         f"is one of {sorted(MERGE_CONFIGS)}; got {type(model).__name__} with {variant!r}")
     check_full_images(dataset)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if amp and device.type != "cuda":
         raise ValueError(f"amp=True runs fp16 autocast on CUDA; the model is on {device}")
-    merge_config = MERGE_CONFIGS[model.merge_variant]()
+    merge_config = MERGE_CONFIGS[variant]()
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
     was_training = model.training
