@@ -53,6 +53,9 @@ def load_detections(source: Any, image_ids: Iterable[int], category_ids: Iterabl
     if isinstance(source, (str, os.PathLike)):
         name = Path(source)
         source = _read_results_file(name)
+        if not isinstance(source, list):
+            raise AnnotationError(name, "top level", f"a results file must be a JSON list of result objects, "
+                                                     f"got {type(source).__name__}")
     if isinstance(source, Detections):
         detections = source
     elif isinstance(source, Mapping):
