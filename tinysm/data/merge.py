@@ -96,7 +96,10 @@ def merge_tile_detections(detections: Any, tiles: CocoAnnotations | TileOffsets,
 
 
 def _nms(bbox: np.ndarray, score: np.ndarray, group: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by class-agnostic NMS within each group (tile or image)."""
+    """Indices kept by class-agnostic NMS within each group (tile or image), best score first."""
+    import torch  # heavy: only when merging
+    from torchvision.ops import batched_nms
+
     if len(score) == 0:
         return np.zeros(0, np.int64)
     xyxy = torch.from_numpy(np.column_stack([bbox[:, :2], bbox[:, :2] + bbox[:, 2:]]))
