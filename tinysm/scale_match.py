@@ -8,7 +8,8 @@ target dataset's size distribution.
 
 The transforms take and return `(image, target)` like `tinysm.data.datasets.DetectionDataset`:
 a uint8 `tv_tensors.Image` 3×H×W and a dict with xyxy `tv_tensors.BoundingBoxes`. They do SPEC §4
-steps 1–3 only; flip, normalise and padding (step 4) are separate transforms.
+steps 1–3 only; flip, normalise and padding (step 4) are separate transforms. torch is imported
+only where pixels or torch seeds are touched, so size statistics and figures load without it.
 
 Random streams and DataLoader workers: with `rng=None` a transform draws from a
 `numpy.random.RandomState` seeded from `torch.initial_seed()` of the process that calls it, and
@@ -26,15 +27,14 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cached_property
 from statistics import NormalDist
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
-import torch
-from torchvision import tv_tensors
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as F
 
 from tinysm.data.annotations import BoxAnnotation, CocoAnnotations, load_annotations
+
+if TYPE_CHECKING:
+    import torch
 
 # SPEC §4 step 2 and §5 compare against bin bounds with this slack, exactly as the reference.
 BIN_TOLERANCE = 1e-6
@@ -253,6 +253,11 @@ class SizeMatchTransform:
 
     def __call__(self, image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
         """Resize `image` and its target's boxes; boxes under the size floor leave with their labels."""
+        import torch
+        from torchvision import tv_tensors
+        from torchvision.transforms.v2 import InterpolationMode
+        from torchvision.transforms.v2 import functional as F
+
         boxes = target["boxes"]
         matched = self.match_boxes(boxes.as_subclass(torch.Tensor).cpu().numpy(), tuple(image.shape[-2:]))
         resized = F.resize(image, list(matched.canvas_size), interpolation=InterpolationMode.BILINEAR,
@@ -298,6 +303,8 @@ class ScaleMatch(SizeMatchTransform):
     def rng(self) -> UniformSource:
         """The stream draws come from (see the module docstring)."""
         if self._rng is None or self._rng_seed is not None:
+            import torch
+
             seed = torch.initial_seed() % 2**32  # differs per DataLoader worker and per epoch
             if seed != self._rng_seed:
                 self._rng, self._rng_seed = np.random.RandomState(seed), seed
