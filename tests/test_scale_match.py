@@ -18,8 +18,8 @@ from torchvision.transforms import v2
 
 from coco_pairs import coco_with_sizes
 from tinysm.data.annotations import load_annotations
-from tinysm.scale_match import (GaussianScaleMatch, MonotoneScaleMatch, ScaleMatch, SizeDistribution,
-                                image_mean_size, object_sizes, source_knots)
+from tinysm.scale_match import (BinMap, GaussianScaleMatch, MonotoneScaleMatch, ScaleMatch, SizeDistribution,
+                                image_mean_size, image_mean_sizes, object_sizes, source_knots)
 
 
 class ScriptedUniforms:
@@ -77,6 +77,21 @@ def test_zero_tail_rate_is_plain_histogram_and_log_bins_exponentiate():
     plain = SizeDistribution.from_sizes([1, 2, 3, 9], bins=2, tail_rate=0)
     np.testing.assert_array_equal(plain.edges, [1, 5, 9])
     np.testing.assert_array_equal(plain.probs, [0.75, 0.25])
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.floats(0.5, 500), min_size=10, max_size=300, unique=True), bins=st.integers(3, 40),
+       tail_rate=st.sampled_from([None, 0.0, 0.02, 0.1, 0.3]))
+def test_histogram_invariants(sizes, bins, tail_rate):
+    hist = SizeDistribution.from_sizes(sizes, bins=bins, tail_rate=tail_rate)
+    n, e = len(sizes), 2 / bins if tail_rate is None else tail_rate
+    assert len(hist.edges) == bins + 1 and hist.probs.sum() == pytest.approx(1.0)
+    assert hist.edges[0] == min(sizes) and hist.edges[-1] == max(sizes)
+    assert np.all(np.diff(hist.edges) >= 0)
+    counts = hist.probs * n
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)  # whole boxes per bin
+    if e > 0:  # tail bins hold exactly the truncated counts of SPEC §3
+        assert round(counts[0]) == int(n * e / 2) and round(counts[-1]) == n - int(n * (1 - e / 2))
 
 
 def test_from_coco_drops_crowd_and_ignore_but_keeps_uncertain(tmp_path):
@@ -373,6 +388,26 @@ def test_msm_map_is_monotone(source, target, points, bins):
     msm = MonotoneScaleMatch(SizeDistribution.from_sizes(target, bins=bins), source)
     s = np.sort(points_outside_tolerance_windows(np.array(points), msm.knots))
     assert np.all(np.diff(msm.map_size(s)) >= 0)
+
+
+def test_msm_tolerance_window_keeps_the_reference_quirk():
+    # Knots [0.5, 1, 100] onto edges [5, 10, 11]: s = 1 + 1e-6 is still in bin 0 (slope 10) and maps to
+    # 10.00001, while s = 1 + 1.5e-6 is in bin 1 (slope 1/99): 10.000000015. SPEC §5 keeps this.
+    f = BinMap(np.array([0.5, 1.0, 100.0]), np.array([5.0, 10.0, 11.0]))
+    np.testing.assert_allclose(f([1.0 + 1e-6, 1.0 + 1.5e-6]), [10.00001, 10 + 1.5e-6 / 99], rtol=1e-12)
+
+
+def test_image_mean_sizes_for_the_gaussian_source():
+    # image 0: sizes 2 and 8 -> geometric mean 4 (the crowd box is left out); image 1: 3; image 2: no box
+    coco = load_annotations({
+        "images": [{"id": i, "file_name": f"{i}.jpg", "width": 99, "height": 99} for i in range(3)],
+        "annotations": [{"id": 0, "image_id": 0, "category_id": 1, "bbox": [0, 0, 1, 4]},
+                        {"id": 1, "image_id": 0, "category_id": 1, "bbox": [0, 0, 8, 8]},
+                        {"id": 2, "image_id": 0, "category_id": 1, "bbox": [0, 0, 50, 50], "iscrowd": 1},
+                        {"id": 3, "image_id": 1, "category_id": 1, "bbox": [0, 0, 3, 3]}]})
+    np.testing.assert_allclose(image_mean_sizes(coco), [4, 3])
+    gsm = GaussianScaleMatch(mu=1.0, sigma=0.5, source_sizes=coco, bins=4)
+    np.testing.assert_allclose(gsm.knots[[0, -1]], [3, 4])
 
 
 def test_gaussian_msm_maps_in_log_space():
