@@ -57,17 +57,19 @@ def _sea(rng: np.random.Generator, width: int, height: int, horizon: int) -> np.
     base = np.asarray(SEA_COLOURS[rng.integers(len(SEA_COLOURS))], dtype=np.float32) + rng.normal(0, 6, 3).astype(np.float32)
     rows = height - horizon
     depth = np.linspace(0.0, 1.0, max(rows, 1), dtype=np.float32)  # 0 at the horizon, 1 at the bottom
-    # Waves: horizontal crests whose spacing grows towards the camera (perspective), bent by noise.
+    # Waves: horizontal crests whose spacing grows towards the camera (perspective), bent by one
+    # noise field; a second, broader one ("swell") groups them, brightens patches and says where
+    # the biggest crests break into foam.
     wavelength = 3.0 + rng.uniform(12, 25) * depth
     phase = np.cumsum(2 * np.pi / wavelength)[:, None] + 3.0 * smooth_noise(rng, width, rows, 30)
-    waves = np.sin(phase) * np.clip(0.6 + 0.6 * smooth_noise(rng, width, rows, 25), 0, 1)
+    swell = smooth_noise(rng, width, rows, 60)
+    waves = np.sin(phase) * np.clip(0.6 + 0.6 * swell, 0, 1)
     # Far waves blur into texture: their contrast fades towards the horizon.
     amplitude = rng.uniform(6, 12) * (0.3 + 0.7 * depth[:, None])
-    sea = base * (0.8 + 0.25 * depth[:, None, None]) + (amplitude * waves)[..., None]
-    sea += 6 * smooth_noise(rng, width, rows, 150)[..., None]
-    # Foam on the highest crests, where a second noise field says the wave is breaking.
-    breaking = np.clip((waves - 0.85) * 6.0, 0, 1) * np.clip(smooth_noise(rng, width, rows, 40) - 0.9, 0, 1)
-    sea += breaking[..., None] * (np.float32(240) - sea)
+    sea = base * (0.8 + 0.25 * depth[:, None, None]) + (amplitude * waves + 6 * swell)[..., None]
+    breaking = np.clip((waves - 0.85) * 6.0, 0, 1) * np.clip(swell - 0.9, 0, 1)
+    foam = breaking > 0  # a few percent of the pixels: blend only those
+    sea[foam] += breaking[foam][:, None] * (np.float32(240) - sea[foam])
     # Sun glare: sparse bright specks on crests inside a column below the sun.
     sun_x = rng.uniform(0.1, 0.9) * width
     column = np.exp(-((np.arange(width, dtype=np.float32) - sun_x) / (rng.uniform(0.03, 0.1) * width)) ** 2)
