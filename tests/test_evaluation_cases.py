@@ -80,6 +80,16 @@ def test_crowd_regions_absorb_several_detections():
     assert evaluate_tiny(gt, dets).metrics["AP50_all"] == close(100.0)
 
 
+def test_crowd_second_chance_applies_the_iod_formula_to_the_stored_iod():
+    # The reference's second chance computes x/(1+x)(1 + A_g/A_d) from the stored overlap, which
+    # for a crowd GT is already the IoD. A 20x20 box with a 10x10 corner in a 100x100 crowd region:
+    # IoD 0.25 < 0.5 (no match), but 0.25/1.25 * (1 + 10000/400) = 5.2 >= 0.5: ignored, so the list
+    # is ignored, TP -> AP 100 (with the true IoD it would be a FP first: AP 50).
+    gt = make_gt([(0, [300, 300, 10, 10], {}), (0, [0, 0, 100, 100], {"iscrowd": 1})])
+    dets = [det([90, 90, 20, 20], 0.9), det([300, 300, 10, 10], 0.8)]
+    assert evaluate_tiny(gt, dets).metrics["AP50_all"] == close(100.0)
+
+
 def test_equal_overlaps_go_to_the_later_gt():
     # The first detection has IoU 1/2 with both GTs and takes the later one in file order. The
     # second detection then only has IoU 25/75 with the free GT: a FP at t = 0.5.

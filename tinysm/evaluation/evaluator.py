@@ -26,7 +26,7 @@ def evaluate_tiny(gt: str | os.PathLike | CocoAnnotations, detections: Any, max_
     """TinyPerson AP (SPEC §6.1, all ranges) and MR (SPEC §6.2, all setups) at every IoU threshold.
 
     `gt`: the "all"-task GT file (path or loaded), with its ignore/uncertain flags; every image in
-    it counts for FPPI. `detections`: a COCO results path, a list of result dicts, a mapping of
+    it counts for FPPI (pass the test set without dense images, as the reference does, SPEC §1.2). `detections`: a COCO results path, a list of result dicts, a mapping of
     arrays (`image_id`, `category_id`, `bbox` N×4 xywh, `score`) or `Detections`.
     `max_dets` caps AP's detections per image (SPEC §6.1: 1000; 200 for the older tables); MR always
     keeps 1000. With several categories the numbers are COCO-style means over categories.
@@ -60,7 +60,7 @@ def evaluate_tiny(gt: str | os.PathLike | CocoAnnotations, detections: Any, max_
         cands = overlapping_pairs(gt_cat, ranked, n_images)
         ap = ap_rules(gt_cat, ranked, thresholds, ap_bounds, max_dets)
         mr = mr_rules(gt_cat, ranked, thresholds, mr_bounds)
-        # AP and MR share one matching pass: the per-rank steps are the cost, not the problem count.
+        # AP and MR share one matching pass: its turns cost more than its problem count does.
         ap_matches, mr_matches = greedy_match(cands, ranked.image, ranked.area, MatchRules.stack([ap, mr])).split(
             [len(ap.thresholds), len(mr.thresholds)])
         precision.append(precision_curves(ap_matches, ap, gt_cat, ranked, ap_bounds, reference_quirks))

@@ -124,6 +124,7 @@ def _useful_pairs(cands: Candidates, det_area: np.ndarray, rules: MatchRules) ->
 
 def _match_step(cands: Candidates, rows: np.ndarray, width: int, det: np.ndarray, det_area: np.ndarray,
                 rules: MatchRules, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One turn: (P, k) status and chosen GT (−1 for none) of detections from k different images."""
     gt = cands.gt[rows, :width]                             # (k, K)
     valid = gt >= 0
     safe_gt = np.where(valid, gt, 0)

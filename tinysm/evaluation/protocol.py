@@ -27,7 +27,8 @@ MR_FALLBACK_THRESHOLD = 0.5  # SPEC §6.2: the IoD-from-IoU rule for unmatched d
 # SPEC §6.1: 101 recall points, np.linspace (i*0.01 in floating point, not i/100).
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 # SPEC §6.2: 9 FPPI points, exp(ln 0.01 + i*ln(100)/8). Built with np.arange like the reference,
-# whose last bits differ from the closed form; 0.01, 0.1 and 1 come out exact either way.
+# whose last bits differ from the closed form: 0.1 and 1 come out a few ulps high, which is why an
+# FPPI of exactly 0.1 or 1 counts as below the point.
 FPPI_POINTS = np.exp(np.arange(np.log(0.01), np.log(1.0) + 1e-10, np.log(1.0 / 0.01) / 8))
 # The reference's "iou = min(t, 1 - 1e-10)": a threshold of 1 still accepts a near-perfect overlap.
 MAX_THRESHOLD = 1 - 1e-10
