@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torchvision.io import write_png
 
@@ -46,3 +47,13 @@ def toy_config(data: Path, out_dir: Path, **overrides: Any) -> TrainConfig:
         "lr_per_image": 0.005,
     }
     return train_config_from_mapping({**values, **overrides}, "engine test config")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread per test process: on a loaded machine OpenMP threads spin-wait for each
+    other and a step takes several times longer; results do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from engine_support import toy_config, write_toy_dataset
+from engine_support import one_torch_thread, toy_config, write_toy_dataset  # noqa: F401 (autouse fixture)
 from tinysm.config import config_to_dict
 from tinysm.engine.metrics_log import read_metrics
 from tinysm.engine.train import train

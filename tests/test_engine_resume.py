@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import tinysm.engine.train as engine_train
-from engine_support import toy_config, write_toy_dataset
+from engine_support import one_torch_thread, toy_config, write_toy_dataset  # noqa: F401 (autouse fixture)
 from tinysm.engine.checkpoint import load_checkpoint
 from tinysm.engine.metrics_log import read_metrics
 from tinysm.engine.train import NonFiniteLossError, train

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine_support import toy_config, write_toy_dataset
+from engine_support import one_torch_thread, toy_config, write_toy_dataset  # noqa: F401 (autouse fixture)
 from tinysm.engine.distributed import setup_distributed
 from tinysm.engine.train import build_model, train
 
