@@ -56,3 +56,7 @@ def test_bad_input_is_one_clean_error_line(tmp_path, capsys):
     few = write(tmp_path / "one.json", [([0, 0, 2, 2], {})])
     assert main(["sizes", str(few)]) == 2
     assert "one.json: 1 positive sizes are too few" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    twin = write(tmp_path / "other" / "one.json", [([0, 0, 2, 2], {})])
+    assert main(["sizes", str(few), "--source", str(twin)]) == 2
+    assert "both named 'one'" in capsys.readouterr().err

@@ -25,6 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from tinysm.size_stats import size_statistics, statistics_table
 
     paths = [Path(p) for p in (args.target, args.source) if p is not None]
+    if len(paths) == 2 and paths[0].stem == paths[1].stem:
+        raise ValueError(f"target and source are both named '{paths[0].stem}': their rows and "
+                         f"{paths[0].stem}.sizes.json would collide; rename one")
     loaded = {path: load_annotations(path) for path in paths}
     records = {}
     for path, annotations in loaded.items():
