@@ -52,6 +52,7 @@ def stage_config(config: ExperimentConfig, stage: str, init_from: Path | None = 
     data = ExperimentData.of(config)
     common = {
         "detector": config.detector, "out_dir": config.run_dir / stage, "backbone": config.backbone,
+        "detector_options": {"fpn_channels": config.fpn_channels},
         "backbone_weights": "imagenet" if config.imagenet_weights else None,
         "clip_grad_norm": CLIP_GRAD_NORM[config.detector], "device": config.device,
         "workers": config.workers, "seed": config.seed, "log_every": config.log_every,

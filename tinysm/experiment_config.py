@@ -48,6 +48,7 @@ class ExperimentConfig:
     data_root: str = "data"                      # holds tiny_set/ and coco/ as in SPEC §1.1
     runs_dir: str = "runs"                       # the run is written to <runs_dir>/<experiment>/
     backbone: str = "resnet50"
+    fpn_channels: int = 256                      # SPEC §7; fewer make CPU runs affordable
     imagenet_weights: bool = True                # torchvision's file: downloaded once, or cached
     device: str = "auto"                         # "auto": cuda when available, else cpu
     gpus: int = 1                                # > 1: each training stage runs under torchrun
@@ -82,7 +83,8 @@ class ExperimentConfig:
         where = f"experiment {self.experiment!r}"
         if not self.experiment or "/" in self.experiment:
             raise ConfigError(f"{where}: 'experiment' must be a plain folder name")
-        for key in ("gpus", "epochs", "batch_size", "pretrain_epochs", "pretrain_batch_size", "sm_bins"):
+        for key in ("gpus", "epochs", "batch_size", "pretrain_epochs", "pretrain_batch_size", "sm_bins",
+                    "fpn_channels", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}: '{key}' must be at least 1, got {getattr(self, key)}")
         lo, hi = self.sm_scale_range if len(self.sm_scale_range) == 2 else (None, None)
