@@ -2,8 +2,9 @@
 
 Writes 100 + 100 TinyPerson frames (1280×720 to 1920×1080, with the erased copies, the "all",
 mini and tile files) and 400 + 50 COCO-like images (~640×480) into a temporary folder, timing
-the two halves separately, for each requested number of worker processes. CPU seconds include
-the worker processes. The 1-minute load average is recorded because the machine may be shared.
+the two halves separately, for each requested number of worker processes (one pool for both,
+as `generate` does; its start-up counts in the TinyPerson half). CPU seconds include the worker
+processes once they have exited. The 1-minute load average is recorded because the machine may be shared.
 
     python benchmarks/synth_speed.py [--workers 2 1] [--train 100] [--test 100] [--coco-train 400]
 
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tinysm.data.synth.coco import write_coco  # noqa: E402
 from tinysm.data.synth.tinyperson import write_tinyperson  # noqa: E402
+from tinysm.data.synth.workers import FramePool  # noqa: E402
 from tinysm.io import atomic_write_json  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "synth_speed.json"
@@ -35,10 +37,10 @@ def cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def timed(fn, *args) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), cpu_seconds()
+def wall_seconds(fn, *args) -> float:
+    start = time.perf_counter()
     fn(*args)
-    return time.perf_counter() - wall, cpu_seconds() - cpu
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -53,11 +55,12 @@ def main() -> None:
     rows = []
     for workers in args.workers:
         load = os.getloadavg()[0]
-        with tempfile.TemporaryDirectory() as tmp:
-            tiny_wall, tiny_cpu = timed(write_tinyperson, Path(tmp) / "tiny_set", 0, args.train, args.test, workers)
-            coco_wall, coco_cpu = timed(write_coco, Path(tmp) / "coco", 0, args.coco_train, args.coco_val, workers)
-        rows.append({"workers": workers, "tiny_set_s": tiny_wall, "coco_s": coco_wall,
-                     "total_s": tiny_wall + coco_wall, "cpu_s": tiny_cpu + coco_cpu, "load_1min_before": load})
+        cpu = cpu_seconds()
+        with tempfile.TemporaryDirectory() as tmp, FramePool(workers) as pool:
+            tiny = wall_seconds(write_tinyperson, Path(tmp) / "tiny_set", 0, args.train, args.test, pool)
+            coco = wall_seconds(write_coco, Path(tmp) / "coco", 0, args.coco_train, args.coco_val, pool)
+        rows.append({"workers": workers, "tiny_set_s": tiny, "coco_s": coco, "total_s": tiny + coco,
+                     "cpu_s": cpu_seconds() - cpu, "load_1min_before": load})
 
     print(f"\n{args.train}+{args.test} TinyPerson frames, {args.coco_train}+{args.coco_val} COCO images")
     print(f"{'workers':>7} | {'tiny_set s':>10} | {'coco s':>7} | {'total s':>7} | {'CPU s':>6} | {'load':>5}")

@@ -18,6 +18,7 @@ from tinysm.data.summary import DatasetSummary, summarize
 from tinysm.data.synth.coco import CocoSceneConfig, write_coco
 from tinysm.data.synth.scenes import TinyPersonSceneConfig
 from tinysm.data.synth.tinyperson import write_tinyperson
+from tinysm.data.synth.workers import FramePool
 
 __all__ = ["CocoSceneConfig", "SyntheticDataset", "TinyPersonSceneConfig", "generate"]
 
@@ -54,8 +55,7 @@ def generate(out_dir: str | Path, seed: int = 0, train: int = 100, test: int = 1
                         ("coco_val", coco_val)):
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    pool = FramePool(workers)  # checks `workers` before anything is written
     out = Path(out_dir)
     targets = {"tiny_set": out / "tiny_set", "coco": out / "coco"}
     existing = [str(path) for path in targets.values() if path.exists()]
@@ -66,8 +66,9 @@ def generate(out_dir: str | Path, seed: int = 0, train: int = 100, test: int = 1
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".synth-staging-", dir=out))
     try:
-        tiny = write_tinyperson(staging / "tiny_set", seed, train, test, workers, tiny_config)
-        coco = write_coco(staging / "coco", seed, coco_train, coco_val, workers, coco_config)
+        with pool:
+            tiny = write_tinyperson(staging / "tiny_set", seed, train, test, pool, tiny_config)
+            coco = write_coco(staging / "coco", seed, coco_train, coco_val, pool, coco_config)
         for name, target in targets.items():
             if target.exists():
                 target.rename(staging / f"replaced-{name}")  # deleted with the staging folder

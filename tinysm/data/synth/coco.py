@@ -18,7 +18,7 @@ from tinysm.data.synth import objects
 from tinysm.data.synth.backgrounds import background
 from tinysm.data.synth.frames import Frame, FrameJob, coco_bbox, render_frame
 from tinysm.data.synth.scenes import LabelledBox, Painter, Placer, Scene, crowd, posed_person, sample_sizes
-from tinysm.data.synth.workers import map_in_order
+from tinysm.data.synth.workers import FramePool
 
 PERSON = 1
 CATEGORIES = [
@@ -85,7 +85,7 @@ def coco_scene(rng: np.random.Generator, config: CocoSceneConfig = CocoSceneConf
     return Scene(canvas, boxes)
 
 
-def write_coco(root: str | Path, seed: int, train: int, val: int, workers: int = 2,
+def write_coco(root: str | Path, seed: int, train: int, val: int, pool: FramePool,
                config: CocoSceneConfig = CocoSceneConfig()) -> dict[str, CocoAnnotations]:
     """Write `annotations/instances_{train,val}2017.json` and the images; the annotations by split.
 
@@ -99,7 +99,7 @@ def write_coco(root: str | Path, seed: int, train: int, val: int, workers: int =
         file_names = [f"{image_id:012d}.jpg" for image_id in image_ids]
         jobs = [FrameJob(seed, stream, i, str(layout.images(split) / name), partial(coco_scene, config=config))
                 for i, name in enumerate(file_names)]
-        frames = map_in_order(render_frame, jobs, workers, f"coco {split}")
+        frames = pool.map(render_frame, jobs, f"coco {split}")
         annotations = _frames_to_coco(frames, image_ids, file_names, first_annotation_id)
         annotations.image_root = layout.images(split)
         save_annotations(annotations, layout.annotations(split))

@@ -17,7 +17,7 @@ from tinysm.data.annotations import (
 from tinysm.data.layout import TinyPersonLayout
 from tinysm.data.synth.frames import Frame, FrameJob, coco_bbox, render_frame
 from tinysm.data.synth.scenes import EARTH_PERSON, SEA_PERSON, TinyPersonSceneConfig, tinyperson_scene
-from tinysm.data.synth.workers import SPLIT_LEVEL, image_rng, map_in_order
+from tinysm.data.synth.workers import SPLIT_LEVEL, FramePool, image_rng
 from tinysm.data.tiles import TRAIN_OVERLAP, cut_tiles
 
 RAW_CATEGORIES = [{"id": SEA_PERSON, "name": "sea_person", "supercategory": "person"},
@@ -54,7 +54,7 @@ def frames_to_annotations(frames: list[Frame], file_names: list[str], roles: lis
     return CocoAnnotations(images, annotations, [dict(c) for c in RAW_CATEGORIES])
 
 
-def render_split(layout: TinyPersonLayout, split: str, count: int, seed: int, workers: int,
+def render_split(layout: TinyPersonLayout, split: str, count: int, seed: int, pool: FramePool,
                  config: TinyPersonSceneConfig) -> CocoAnnotations:
     """Draw and save the `count` frames of `split` ('train' or 'test'); their raw annotations."""
     stream = f"tiny_{split}"
@@ -63,21 +63,21 @@ def render_split(layout: TinyPersonLayout, split: str, count: int, seed: int, wo
     file_names = [f"labeled_images/synth_{split}_{i:05d}.jpg" for i in range(count)]
     jobs = [FrameJob(seed, stream, i, str(root / name), partial(tinyperson_scene, role=role, config=config))
             for i, (name, role) in enumerate(zip(file_names, roles))]
-    frames = map_in_order(render_frame, jobs, workers, f"tiny_set {split}")
+    frames = pool.map(render_frame, jobs, f"tiny_set {split}")
     annotations = frames_to_annotations(frames, file_names, roles)
     annotations.image_root = root
     return annotations
 
 
-def write_tinyperson(root: str | Path, seed: int, train: int, test: int, workers: int = 2,
+def write_tinyperson(root: str | Path, seed: int, train: int, test: int, pool: FramePool,
                      config: TinyPersonSceneConfig = TinyPersonSceneConfig()) -> dict[str, CocoAnnotations]:
     """Write a synthetic `tiny_set/` at `root`; returns its annotation files by layout attribute name."""
     # Imported here: erase needs torch, and the spawned workers that import this module do not.
     from tinysm.data.erase import write_erased_dataset
 
     layout = TinyPersonLayout(Path(root))
-    train_raw = render_split(layout, "train", train, seed, workers, config)
-    test_all = to_all_task(render_split(layout, "test", test, seed, workers, config))
+    train_raw = render_split(layout, "train", train, seed, pool, config)
+    test_all = to_all_task(render_split(layout, "test", test, seed, pool, config))
     # Training files as released (SPEC §1.2): erased images, "all" task, no dense images, no
     # ignore/uncertain boxes (logo boxes are ignore boxes here, so they go too), then the
     # "old 640x512" tiles with overlap 50 (SPEC §2.1).

@@ -24,11 +24,33 @@ def image_rng(seed: int, stream: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, STREAMS[stream], index]))
 
 
-def map_in_order(fn: Callable[[Job], Result], jobs: Sequence[Job], workers: int, desc: str) -> list[Result]:
-    """`[fn(job) for job in jobs]` with a progress bar, on `workers` processes when more than one."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [fn(job) for job in tqdm(jobs, desc=desc, unit="img")]
-    # spawn, not fork: the caller may hold torch's thread pools, which do not survive a fork.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(tqdm(pool.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, unit="img"))
+class FramePool:
+    """Maps jobs in order on `workers` processes, or inline for one; use one pool for a whole dataset.
+
+    Spawned workers start from scratch (imports included), so starting them once rather than once
+    per split saves seconds. spawn, not fork: the caller may hold torch's thread pools, which do
+    not survive a fork.
+    """
+
+    def __init__(self, workers: int = 2):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "FramePool":
+        if self.workers > 1:
+            context = multiprocessing.get_context("spawn")
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None
+
+    def map(self, fn: Callable[[Job], Result], jobs: Sequence[Job], desc: str) -> list[Result]:
+        """`[fn(job) for job in jobs]` with a progress bar."""
+        if self._executor is None or len(jobs) <= 1:
+            return [fn(job) for job in tqdm(jobs, desc=desc, unit="img")]
+        return list(tqdm(self._executor.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, unit="img"))
