@@ -1,4 +1,4 @@
-"""Scale Match: the rectified histogram (SPEC §3), SM (SPEC §4), MSM and its Gaussian variant (SPEC §5).
+"""Scale Match, SM (SPEC §4): per-image factors, the transform, random streams, the matched distribution.
 
 Expected values are worked out by hand in the comments, or computed here independently of
 tinysm from the rules of SPEC.md.
@@ -10,16 +10,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from scipy import stats
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from coco_pairs import coco_with_sizes
-from tinysm.data.annotations import load_annotations
-from tinysm.scale_match import (BinMap, GaussianScaleMatch, MonotoneScaleMatch, ScaleMatch, SizeDistribution,
-                                image_mean_size, image_mean_sizes, object_sizes, source_knots)
+from size_fixtures import square
+from tinysm.scale_match import ScaleMatch, SizeDistribution, image_mean_size
 
 
 class ScriptedUniforms:
@@ -34,97 +30,8 @@ class ScriptedUniforms:
         return self.values[self.drawn - 1]
 
 
-def square(x: float, y: float, extent: float) -> list[float]:
-    """An xyxy box whose +1-pixel extent (x2 − x1 + 1) is `extent` on both axes (SPEC §4 step 1)."""
-    return [x, y, x + extent - 1, y + extent - 1]
-
-
 # edges 2 | 4 | 8 | 16 with probs 1/4, 1/2, 1/4: C = [0.25, 0.75, 1.0]
 TARGET = SizeDistribution(np.array([2.0, 4.0, 8.0, 16.0]), np.array([0.25, 0.5, 0.25]))
-
-
-# ----------------------------------------------------------------------------- SPEC §3
-
-def test_rectified_histogram_by_hand():
-    # N = 10, e = 0.5: lo = int(2.5) = 2, hi = int(7.5) = 7. Middle x[2:7] = 3..7 in 2 equal bins
-    # [3, 5) -> {3, 4}, [5, 7] -> {5, 6, 7}. counts [2, 2, 3, 3] over N; edges [1, 3, 5, 7, 10].
-    hist = SizeDistribution.from_sizes(np.arange(10, 0, -1), bins=4, tail_rate=0.5)
-    np.testing.assert_array_equal(hist.edges, [1, 3, 5, 7, 10])
-    np.testing.assert_array_equal(hist.probs, [0.2, 0.2, 0.3, 0.3])
-    np.testing.assert_array_equal(hist.cdf, np.cumsum([0.2, 0.2, 0.3, 0.3]))
-
-
-def test_default_tail_rate_is_two_over_bins_and_drops_non_positive_sizes():
-    # K = 4 -> e = 0.5 as above; 0 and -3 are dropped first (SPEC §3), leaving the same 10 sizes.
-    hist = SizeDistribution.from_sizes([0, -3, *range(1, 11)], bins=4)
-    np.testing.assert_array_equal(hist.edges, [1, 3, 5, 7, 10])
-    np.testing.assert_array_equal(hist.probs, [0.2, 0.2, 0.3, 0.3])
-
-
-def test_truncating_tail_counts():
-    # N = 7, e = 0.5: lo = int(1.75) = 1, hi = int(5.25) = 5; the middle {2, 4, 8, 16} is one bin.
-    hist = SizeDistribution.from_sizes([1, 2, 4, 8, 16, 32, 64], bins=3, tail_rate=0.5)
-    np.testing.assert_array_equal(hist.edges, [1, 2, 16, 64])
-    np.testing.assert_allclose(hist.probs, [1 / 7, 4 / 7, 2 / 7])
-
-
-def test_zero_tail_rate_is_plain_histogram_and_log_bins_exponentiate():
-    # ln sizes 0, .5, 1.2, 2.1, 3.9, 4 into 4 bins of width 1: counts 2, 1, 1, 2; edges e^0 … e^4.
-    sizes = np.exp([0.0, 0.5, 1.2, 2.1, 3.9, 4.0])
-    hist = SizeDistribution.from_sizes(sizes, bins=4, tail_rate=0, log_bins=True)
-    np.testing.assert_allclose(hist.edges, np.exp([0, 1, 2, 3, 4]))
-    np.testing.assert_allclose(hist.probs, np.array([2, 1, 1, 2]) / 6)
-    plain = SizeDistribution.from_sizes([1, 2, 3, 9], bins=2, tail_rate=0)
-    np.testing.assert_array_equal(plain.edges, [1, 5, 9])
-    np.testing.assert_array_equal(plain.probs, [0.75, 0.25])
-
-
-@settings(max_examples=60, deadline=None)
-@given(sizes=st.lists(st.floats(0.5, 500), min_size=10, max_size=300, unique=True), bins=st.integers(3, 40),
-       tail_rate=st.sampled_from([None, 0.0, 0.02, 0.1, 0.3]))
-def test_histogram_invariants(sizes, bins, tail_rate):
-    hist = SizeDistribution.from_sizes(sizes, bins=bins, tail_rate=tail_rate)
-    n, e = len(sizes), 2 / bins if tail_rate is None else tail_rate
-    assert len(hist.edges) == bins + 1 and hist.probs.sum() == pytest.approx(1.0)
-    assert hist.edges[0] == min(sizes) and hist.edges[-1] == max(sizes)
-    assert np.all(np.diff(hist.edges) >= 0)
-    counts = hist.probs * n
-    np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)  # whole boxes per bin
-    if e > 0:  # tail bins hold exactly the truncated counts of SPEC §3
-        assert round(counts[0]) == int(n * e / 2) and round(counts[-1]) == n - int(n * (1 - e / 2))
-
-
-def test_from_coco_drops_crowd_and_ignore_but_keeps_uncertain(tmp_path):
-    boxes = [([0, 0, 1, 1], {}), ([0, 0, 2, 2], {"uncertain": True}), ([0, 0, 3, 3], {}),
-             ([0, 0, 100, 100], {"iscrowd": 1}), ([0, 0, 50, 50], {"ignore": True}), ([0, 0, 4, 9], {})]
-    coco = {"images": [{"id": 0, "file_name": "a.jpg", "width": 200, "height": 200}],
-            "annotations": [{"id": i, "image_id": 0, "category_id": 1, "bbox": bbox, **flags}
-                            for i, (bbox, flags) in enumerate(boxes)]}
-    np.testing.assert_array_equal(object_sizes(load_annotations(coco)), [1, 2, 3, 6])
-    # sizes 1, 2, 3, 6 with 2 plain bins: [1, 3.5) holds 3, [3.5, 6] holds 1.
-    hist = SizeDistribution.from_coco(load_annotations(coco), bins=2, tail_rate=0)
-    np.testing.assert_array_equal(hist.edges, [1, 3.5, 6])
-    np.testing.assert_array_equal(hist.probs, [0.75, 0.25])
-
-
-def test_too_few_sizes_is_a_clear_error():
-    coco = load_annotations({"images": [{"id": 0, "file_name": "a.jpg", "width": 9, "height": 9}],
-                             "annotations": [{"id": 0, "image_id": 0, "category_id": 1, "bbox": [0, 0, 2, 2]}]})
-    with pytest.raises(ValueError, match=r"<in memory>: 1 positive sizes are too few"):
-        SizeDistribution.from_coco(coco)
-
-
-def test_quantile_inverts_the_piecewise_linear_cdf():
-    # q = 0.5 lies halfway through bin 1 (C from 0.25 to 0.75) -> 6; q = 0.125 -> 3; ends -> 2, 16.
-    np.testing.assert_allclose(TARGET.quantile([0.0, 0.125, 0.25, 0.5, 0.875, 1.0]), [2, 3, 4, 6, 12, 16])
-
-
-def test_log_normal_target_has_equal_bins_and_median_at_exp_mu():
-    dist = SizeDistribution.log_normal(mu=2.0, sigma=0.5, bins=10, coverage=0.998)
-    np.testing.assert_allclose(dist.probs, 0.1)
-    assert dist.edges[5] == pytest.approx(math.exp(2.0))
-    # the ends are the 0.1% and 99.9% quantiles: exp(2 ± 0.5 · 3.0902)
-    np.testing.assert_allclose(dist.edges[[0, -1]], np.exp(2.0 + 0.5 * np.array([-3.090232, 3.090232])), rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- SPEC §4
@@ -325,97 +232,3 @@ def test_sm_reproduces_the_target_distribution():
     matched = [sm.scale_for([square(0, 0, e)]) * e for e in extents]
     assert stats.ks_2samp(matched, raw).pvalue > 0.001  # a false alarm once in a thousand seeds
     assert stats.ks_2samp(extents, raw).pvalue < 1e-10
-
-
-# ----------------------------------------------------------------------------- SPEC §5
-
-# target edges 0 | 10 | 20 | 40, C = [0.25, 0.75, 1.0]; source 1..8: q = [1, y[2], y[6], y[7]] = [1, 3, 7, 8]
-MSM_TARGET = SizeDistribution(np.array([0.0, 10.0, 20.0, 40.0]), np.array([0.25, 0.5, 0.25]))
-
-
-def test_msm_knots_and_mapping_by_hand():
-    msm = MonotoneScaleMatch(MSM_TARGET, np.arange(8, 0, -1))
-    np.testing.assert_array_equal(msm.knots, [1, 3, 7, 8])
-    # at the knots: the edges; between: linear (2 -> 5, 5 -> 15, 7.5 -> 30)
-    np.testing.assert_allclose(msm.map_size([1, 3, 7, 8, 2, 5, 7.5]), [0, 10, 20, 40, 5, 15, 30])
-    # above the last knot the last bin's line goes on: 20 + (9 − 7)/(8 − 7)·20 = 60 (the reference crashes)
-    assert msm.map_size(9.0) == pytest.approx(60.0)
-
-
-def test_msm_zero_width_first_bin_maps_to_its_lower_edge():
-    # source 2, 2, 2, 2, 5, 6, 7, 8: q = [2, y[2] = 2, y[6] = 7, 8]; the reference divides by zero at s = 2.
-    msm = MonotoneScaleMatch(MSM_TARGET, [2, 2, 2, 2, 5, 6, 7, 8])
-    np.testing.assert_array_equal(msm.knots, [2, 2, 7, 8])
-    np.testing.assert_allclose(msm.map_size([1.5, 2.0, 4.5]), [0, 0, 15])
-
-
-def test_msm_last_knot_is_raised_to_the_largest_source_size():
-    # y = 1..10, C = [0.5, 0.85]: q = [1, y[5] = 6, y[int(8.5)] = 9], and q[K] = 9 < y[-1] is raised to 10.
-    np.testing.assert_array_equal(source_knots(np.arange(10.0, 0.0, -1), np.array([0.5, 0.85])), [1, 6, 10])
-
-
-def test_msm_scale_for_clamps_and_defaults():
-    msm = MonotoneScaleMatch(MSM_TARGET, np.arange(1, 9), scale_range=(0.1, 1.0), default_scale=0.3)
-    # s = 5 -> f = 15, c = 3, clamped to 1.0; s = 1.2 -> f = 0.2/2·10 = 1, c = 1/1.2
-    assert msm.scale_for([square(0, 0, 5)]) == 1.0
-    assert msm.scale_for([square(0, 0, 1.2)]) == pytest.approx(1 / 1.2, rel=1e-6)
-    assert msm.scale_for(np.zeros((0, 4))) == 0.3
-
-
-def test_msm_reads_source_sizes_from_a_coco_file(tmp_path):
-    import json
-
-    path = tmp_path / "source.json"
-    path.write_text(json.dumps(coco_with_sizes(0, 5, 4, 3.0, 0.5)))
-    from_file = MonotoneScaleMatch(MSM_TARGET, path)
-    from_sizes = MonotoneScaleMatch(MSM_TARGET, object_sizes(load_annotations(path)))
-    np.testing.assert_array_equal(from_file.knots, from_sizes.knots)
-
-
-def points_outside_tolerance_windows(points: np.ndarray, knots: np.ndarray) -> np.ndarray:
-    """Drop points in (q, q + 1e-6] of a knot: there the reference's slack picks the previous bin,
-    whose line may overshoot the next one by up to 1e-6 · slope (SPEC §5 keeps that behaviour)."""
-    inside = ((points[:, None] > knots[None, :]) & (points[:, None] <= knots[None, :] + 1e-6)).any(axis=1)
-    return points[~inside]
-
-
-@settings(max_examples=60, deadline=None)
-@given(source=st.lists(st.floats(0.5, 500), min_size=2, max_size=60),
-       target=st.lists(st.floats(0.5, 50), min_size=5, max_size=60, unique=True),
-       points=st.lists(st.floats(0.01, 1000), min_size=2, max_size=40),
-       bins=st.integers(3, 20))
-def test_msm_map_is_monotone(source, target, points, bins):
-    msm = MonotoneScaleMatch(SizeDistribution.from_sizes(target, bins=bins), source)
-    s = np.sort(points_outside_tolerance_windows(np.array(points), msm.knots))
-    assert np.all(np.diff(msm.map_size(s)) >= 0)
-
-
-def test_msm_tolerance_window_keeps_the_reference_quirk():
-    # Knots [0.5, 1, 100] onto edges [5, 10, 11]: s = 1 + 1e-6 is still in bin 0 (slope 10) and maps to
-    # 10.00001, while s = 1 + 1.5e-6 is in bin 1 (slope 1/99): 10.000000015. SPEC §5 keeps this.
-    f = BinMap(np.array([0.5, 1.0, 100.0]), np.array([5.0, 10.0, 11.0]))
-    np.testing.assert_allclose(f([1.0 + 1e-6, 1.0 + 1.5e-6]), [10.00001, 10 + 1.5e-6 / 99], rtol=1e-12)
-
-
-def test_image_mean_sizes_for_the_gaussian_source():
-    # image 0: sizes 2 and 8 -> geometric mean 4 (the crowd box is left out); image 1: 3; image 2: no box
-    coco = load_annotations({
-        "images": [{"id": i, "file_name": f"{i}.jpg", "width": 99, "height": 99} for i in range(3)],
-        "annotations": [{"id": 0, "image_id": 0, "category_id": 1, "bbox": [0, 0, 1, 4]},
-                        {"id": 1, "image_id": 0, "category_id": 1, "bbox": [0, 0, 8, 8]},
-                        {"id": 2, "image_id": 0, "category_id": 1, "bbox": [0, 0, 50, 50], "iscrowd": 1},
-                        {"id": 3, "image_id": 1, "category_id": 1, "bbox": [0, 0, 3, 3]}]})
-    np.testing.assert_allclose(image_mean_sizes(coco), [4, 3])
-    gsm = GaussianScaleMatch(mu=1.0, sigma=0.5, source_sizes=coco, bins=4)
-    np.testing.assert_allclose(gsm.knots[[0, -1]], [3, 4])
-
-
-def test_gaussian_msm_maps_in_log_space():
-    source = np.exp(np.random.RandomState(0).normal(4.0, 0.8, 5000))
-    gsm = GaussianScaleMatch(mu=2.0, sigma=0.5, source_sizes=source, bins=10)
-    edges, knots = gsm.target.edges, gsm.knots
-    np.testing.assert_allclose(gsm.map_size(knots[1:-1]), edges[1:-1], rtol=1e-9)
-    # the geometric midpoint of a source bin lands on the geometric midpoint of its target bin
-    np.testing.assert_allclose(gsm.map_size(np.sqrt(knots[3] * knots[4])), np.sqrt(edges[3] * edges[4]))
-    # equal-probability bins: the median source size maps to the target median e^2
-    assert gsm.map_size(knots[5]) == pytest.approx(math.exp(2.0))

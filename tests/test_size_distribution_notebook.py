@@ -7,7 +7,7 @@ import pandas as pd
 import papermill
 import pytest
 
-from coco_pairs import coco_with_sizes
+from size_fixtures import coco_with_sizes
 from tinysm.paths import repo_root
 
 NOTEBOOK = repo_root() / "notebooks" / "size_distribution.ipynb"

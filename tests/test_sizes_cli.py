@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from coco_pairs import coco_with_sizes
+from size_fixtures import coco_with_sizes
 from tinysm.cli import main
 
 

@@ -1,24 +1,19 @@
 """Scale Match (Yu et al., WACV 2020): rescale external images so that their object sizes follow a
-target dataset's size distribution.
+target dataset's size distribution: `SizeDistribution`, the target's rectified histogram (SPEC §3);
+`ScaleMatch`, random per image (SPEC §4); `MonotoneScaleMatch`, deterministic CDF matching, and
+`GaussianScaleMatch`, its log-normal-target variant (SPEC §5).
 
-- `SizeDistribution`: the target's "rectified histogram" (SPEC §3).
-- `ScaleMatch`: random, per image: draw a size from the target, rescale to it (SPEC §4).
-- `MonotoneScaleMatch`: deterministic CDF matching of source sizes onto target sizes (SPEC §5).
-- `GaussianScaleMatch`: MSM onto a log-normal target, interpolating in log space (SPEC §5, last line).
+The transforms take and return `(image, target)` like `tinysm.data.datasets.DetectionDataset` (a
+uint8 `tv_tensors.Image` 3×H×W, a dict with xyxy `BoundingBoxes`) and do SPEC §4 steps 1–3 only:
+flip, normalise and padding are separate transforms. torch is imported only where pixels or torch
+seeds are touched, so size statistics and figures load without it.
 
-The transforms take and return `(image, target)` like `tinysm.data.datasets.DetectionDataset`:
-a uint8 `tv_tensors.Image` 3×H×W and a dict with xyxy `tv_tensors.BoundingBoxes`. They do SPEC §4
-steps 1–3 only; flip, normalise and padding (step 4) are separate transforms. torch is imported
-only where pixels or torch seeds are touched, so size statistics and figures load without it.
-
-Random streams and DataLoader workers: with `rng=None` a transform draws from a
-`numpy.random.RandomState` seeded from `torch.initial_seed()` of the process that calls it, and
-reseeds whenever that seed changes. DataLoader gives every worker its own `base_seed + worker_id`,
-so each worker draws its own stream, new every epoch, reproducible under `torch.manual_seed`.
-To pin a stream yourself (e.g. to reproduce the reference draw for draw), pass
-`rng=numpy.random.RandomState(seed)`; every worker then starts from a copy of that same stream,
-so give each its own with `reseed(seed)` from a `worker_init_fn`:
-`lambda worker_id: get_worker_info().dataset.transforms.reseed(seed + worker_id)`.
+DataLoader workers: with `rng=None` a transform draws from a `numpy.random.RandomState` seeded from
+`torch.initial_seed()` of the calling process, reseeding whenever that seed changes. DataLoader gives
+each worker its own seed (`base_seed + worker_id`, new every epoch), so each worker draws its own
+stream, reproducible under `torch.manual_seed`. A given `rng` (e.g. `RandomState(seed)`, to follow the
+reference draw for draw) is copied as-is into every worker: give each its own with `reseed` in a
+`worker_init_fn`: `lambda i: get_worker_info().dataset.transforms.reseed(seed + i)`.
 """
 from __future__ import annotations
 
@@ -331,6 +326,7 @@ class MonotoneScaleMatch(SizeMatchTransform):
     """
 
     log_space = False  # interpolate sizes (MSM) or log sizes (the Gaussian variant)
+    sizes_from_file = staticmethod(object_sizes)  # what `source_sizes` given as a file means
 
     def __init__(self, target: SizeDistribution, source_sizes: np.ndarray | Annotations,
                  scale_range: tuple[float, float] = (0.1, 1.0), default_scale: float = 0.25):
@@ -339,10 +335,9 @@ class MonotoneScaleMatch(SizeMatchTransform):
         self.knots = source_knots(self._read_sizes(source_sizes), target.cdf)
         self._map = BinMap(self.knots, target.edges, self.log_space)
 
-    @staticmethod
-    def _read_sizes(source: np.ndarray | Annotations) -> np.ndarray:
+    def _read_sizes(self, source: np.ndarray | Annotations) -> np.ndarray:
         if isinstance(source, (str, os.PathLike, CocoAnnotations)):
-            return object_sizes(source)
+            return self.sizes_from_file(source)
         return np.asarray(source, dtype=np.float64)
 
     def map_size(self, size: float | np.ndarray) -> np.ndarray:
@@ -368,16 +363,11 @@ class GaussianScaleMatch(MonotoneScaleMatch):
     """
 
     log_space = True
+    sizes_from_file = staticmethod(image_mean_sizes)
 
     def __init__(self, mu: float, sigma: float, source_sizes: np.ndarray | Annotations, bins: int = 100,
                  scale_range: tuple[float, float] = (0.1, 1.0), default_scale: float = 0.25):
         super().__init__(SizeDistribution.log_normal(mu, sigma, bins), source_sizes, scale_range, default_scale)
-
-    @staticmethod
-    def _read_sizes(source: np.ndarray | Annotations) -> np.ndarray:
-        if isinstance(source, (str, os.PathLike, CocoAnnotations)):
-            return image_mean_sizes(source)
-        return np.asarray(source, dtype=np.float64)
 
 
 def source_knots(source_sizes: np.ndarray, target_cdf: np.ndarray) -> np.ndarray:

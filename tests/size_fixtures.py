@@ -1,4 +1,4 @@
-"""Small COCO-format annotation sets with log-normal object sizes, for the Scale Match tests."""
+"""Boxes and small COCO-format annotation sets with log-normal object sizes, for the Scale Match tests."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,3 +19,8 @@ def coco_with_sizes(seed: int, images: int, boxes_per_image: int, log_mean: floa
             annotations.append({"id": len(annotations), "image_id": image_id, "category_id": 1,
                                 "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
     return {"images": image_entries, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+
+
+def square(x: float, y: float, extent: float) -> list[float]:
+    """An xyxy box whose +1-pixel extent (x2 − x1 + 1) is `extent` on both axes (SPEC §4 step 1)."""
+    return [x, y, x + extent - 1, y + extent - 1]
