@@ -178,11 +178,10 @@ def load_annotations(path: str | os.PathLike | Mapping[str, Any], image_root: st
         if not isinstance(raw[key], list):
             raise AnnotationError(source, "top level", f"'{key}' must be a list")
     categories = raw.get("categories", [])
-    images = [_parse_image(entry, index, source) for index, entry in enumerate(raw["images"])]
+    images = _parse_entries("image", raw["images"], _parse_image, source)
     _check_unique((im.id for im in images), "image", source)
     image_ids = {im.id for im in images}
-    annotations = [_parse_annotation(entry, index, source, image_ids)
-                   for index, entry in enumerate(raw["annotations"])]
+    annotations = _parse_entries("annotation", raw["annotations"], _parse_annotation, source, image_ids)
     _check_unique((a.id for a in annotations), "annotation", source)
     extra = {k: v for k, v in raw.items() if k not in _TOP_LEVEL_TYPED}
     root = Path(image_root) if image_root is not None else None
@@ -204,77 +203,104 @@ def _read_json(path: Path) -> Any:
         raise AnnotationError(path, "file", f"not UTF-8 text ({err.reason})") from None
 
 
-def _entry_name(kind: str, entry: Any, index: int) -> str:
-    if isinstance(entry, Mapping) and "id" in entry:
-        return f"{kind} id {entry['id']!r} (index {index})"
-    return f"{kind} at index {index}"
+class _EntryProblem(Exception):
+    """What is wrong with one entry; `_parse_entries` adds the file and the entry's name."""
 
 
-def _require(entry: Any, keys: tuple[str, ...], kind: str, index: int, source: Path | None) -> None:
-    if not isinstance(entry, Mapping):
-        raise AnnotationError(source, _entry_name(kind, entry, index), f"expected an object, got {type(entry).__name__}")
+def _parse_entries(kind: str, entries: list[Any], parse: Any, source: Path | None, *context: Any) -> list[Any]:
+    parsed = []
+    for index, entry in enumerate(entries):
+        try:
+            parsed.append(parse(entry, *context))
+        except _EntryProblem as problem:
+            # The entry's name is built only on failure: loading 860k COCO boxes stays fast.
+            name = f"{kind} id {entry['id']!r} (index {index})" if isinstance(entry, Mapping) and "id" in entry \
+                else f"{kind} at index {index}"
+            raise AnnotationError(source, name, str(problem)) from None
+    return parsed
+
+
+def _require(entry: Any, keys: tuple[str, ...]) -> None:
+    if not isinstance(entry, dict):
+        raise _EntryProblem(f"expected an object, got {type(entry).__name__}")
     for key in keys:
         if key not in entry:
-            raise AnnotationError(source, _entry_name(kind, entry, index), f"missing required key '{key}'")
+            raise _EntryProblem(f"missing required key '{key}'")
 
 
-def _as_int(value: Any, key: str, name: str, source: Path | None) -> int:
+def _as_int(value: Any, key: str) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-        raise AnnotationError(source, name, f"'{key}' must be an integer, got {value!r}")
+        raise _EntryProblem(f"'{key}' must be an integer, got {value!r}")
     return int(value)
 
 
-def _parse_image(entry: Any, index: int, source: Path | None) -> ImageRecord:
-    _require(entry, _IMAGE_REQUIRED, "image", index, source)
-    name = _entry_name("image", entry, index)
-    width = _as_int(entry["width"], "width", name, source)
-    height = _as_int(entry["height"], "height", name, source)
+def _parse_image(entry: Any) -> ImageRecord:
+    _require(entry, _IMAGE_REQUIRED)
+    width, height = _as_int(entry["width"], "width"), _as_int(entry["height"], "height")
     if width <= 0 or height <= 0:
-        raise AnnotationError(source, name, f"width and height must be positive, got {width}×{height}")
+        raise _EntryProblem(f"width and height must be positive, got {width}×{height}")
     if not isinstance(entry["file_name"], str) or not entry["file_name"]:
-        raise AnnotationError(source, name, f"'file_name' must be a non-empty string, got {entry['file_name']!r}")
+        raise _EntryProblem(f"'file_name' must be a non-empty string, got {entry['file_name']!r}")
     corner = None
     if entry.get("corner") is not None:
         c = entry["corner"]
         if not (isinstance(c, (list, tuple)) and len(c) == 4):
-            raise AnnotationError(source, name, f"'corner' must be [x1, y1, x2, y2], got {c!r}")
-        corner = tuple(_as_int(v, "corner", name, source) for v in c)
+            raise _EntryProblem(f"'corner' must be [x1, y1, x2, y2], got {c!r}")
+        corner = tuple(_as_int(v, "corner") for v in c)
         if not (corner[0] < corner[2] and corner[1] < corner[3]):
-            raise AnnotationError(source, name, f"'corner' must have x1 < x2 and y1 < y2, got {list(corner)}")
+            raise _EntryProblem(f"'corner' must have x1 < x2 and y1 < y2, got {list(corner)}")
     extra = {k: v for k, v in entry.items() if k not in _IMAGE_REQUIRED and k != "corner"}
-    return ImageRecord(_as_int(entry["id"], "id", name, source), entry["file_name"], width, height, corner, extra)
+    return ImageRecord(_as_int(entry["id"], "id"), entry["file_name"], width, height, corner, extra)
 
 
-def _parse_annotation(entry: Any, index: int, source: Path | None, image_ids: set[int]) -> BoxAnnotation:
-    _require(entry, _ANNOTATION_REQUIRED, "annotation", index, source)
-    name = _entry_name("annotation", entry, index)
-    bbox = entry["bbox"]
-    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
-        raise AnnotationError(source, name, f"'bbox' must be four numbers [x, y, w, h], got {bbox!r}")
-    if not all(math.isfinite(v) for v in bbox):
-        raise AnnotationError(source, name, f"'bbox' has a non-finite value: {list(bbox)}")
-    if bbox[2] <= 0 or bbox[3] <= 0:
-        raise AnnotationError(source, name, f"'bbox' width and height must be > 0, got w={bbox[2]} h={bbox[3]}")
-    image_id = _as_int(entry["image_id"], "image_id", name, source)
+_OPTIONAL_ANNOTATION_KEYS = frozenset(("area", *FLAG_KEYS))
+_TYPED_ANNOTATION_KEYS = _OPTIONAL_ANNOTATION_KEYS | set(_ANNOTATION_REQUIRED)
+_KEY_SETS: dict[frozenset[str], frozenset[str]] = {}  # one shared frozenset per distinct key set
+_NUMBER = (int, float)  # exact types: a bool is no coordinate
+
+
+def _shared(keys: frozenset[str]) -> frozenset[str]:
+    return _KEY_SETS.setdefault(keys, keys)
+
+
+def _parse_bbox(bbox: Any) -> tuple[float, float, float, float]:
+    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
+        raise _EntryProblem(f"'bbox' must be four numbers [x, y, w, h], got {bbox!r}")
+    x, y, w, h = bbox
+    if not (type(x) in _NUMBER and type(y) in _NUMBER and type(w) in _NUMBER and type(h) in _NUMBER):
+        raise _EntryProblem(f"'bbox' must be four numbers [x, y, w, h], got {bbox!r}")
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h)):
+        raise _EntryProblem(f"'bbox' has a non-finite value: {list(bbox)}")
+    if w <= 0 or h <= 0:
+        raise _EntryProblem(f"'bbox' width and height must be > 0, got w={w} h={h}")
+    return x, y, w, h
+
+
+def _parse_flag(value: Any, key: str) -> bool:
+    if type(value) is bool:
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise _EntryProblem(f"flag '{key}' must be a boolean or 0/1, got {value!r}")
+
+
+def _parse_annotation(entry: Any, image_ids: set[int]) -> BoxAnnotation:
+    _require(entry, _ANNOTATION_REQUIRED)
+    bbox = _parse_bbox(entry["bbox"])
+    image_id = _as_int(entry["image_id"], "image_id")
     if image_id not in image_ids:
-        raise AnnotationError(source, name, f"image_id {image_id} is not the id of any image")
-    present = frozenset(k for k in ("area", *FLAG_KEYS) if k in entry)
+        raise _EntryProblem(f"image_id {image_id} is not the id of any image")
     area = entry.get("area", bbox[2] * bbox[3])
-    if not isinstance(area, (int, float)) or isinstance(area, bool) or not math.isfinite(area):
-        raise AnnotationError(source, name, f"'area' must be a finite number, got {area!r}")
-    extra = {k: v for k, v in entry.items()
-             if k not in _ANNOTATION_REQUIRED and k not in present}
-    flags = {}
-    for key in FLAG_KEYS:
-        value = entry.get(key, False)
-        if not isinstance(value, (bool, int)) or value not in (0, 1):
-            raise AnnotationError(source, name, f"flag '{key}' must be a boolean or 0/1, got {value!r}")
-        flags[key] = bool(value)
-    int_flags = frozenset(k for k in FLAG_KEYS if k in entry and not isinstance(entry[k], bool))
-    return BoxAnnotation(_as_int(entry["id"], "id", name, source), image_id,
-                         _as_int(entry["category_id"], "category_id", name, source),
-                         tuple(bbox), area, present=present, int_flags=int_flags, extra=extra, **flags)
+    if type(area) not in (int, float) or not math.isfinite(area):
+        raise _EntryProblem(f"'area' must be a finite number, got {area!r}")
+    present = _shared(frozenset(entry.keys() & _OPTIONAL_ANNOTATION_KEYS))
+    flags = {key: _parse_flag(entry[key], key) for key in present if key != "area"}
+    int_flags = _shared(frozenset(key for key in flags if type(entry[key]) is int))
+    extra = {k: v for k, v in entry.items() if k not in _TYPED_ANNOTATION_KEYS}
+    return BoxAnnotation(_as_int(entry["id"], "id"), image_id, _as_int(entry["category_id"], "category_id"),
+                         bbox, area, present=present, int_flags=int_flags, extra=extra, **flags)
 
 
 def _check_unique(ids: Iterable[int], kind: str, source: Path | None) -> None:
