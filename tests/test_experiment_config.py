@@ -199,3 +199,39 @@ def test_a_finished_run_is_not_replaced_unless_asked(tmp_path):
     start_run(paper_config("exp4.1", tmp_path, overwrite=True))
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "finetune").exists()
     assert (run_dir / "experiment.ipynb").read_text() == "the notebook papermill is writing"
+
+
+def test_several_gpus_run_the_stage_under_torchrun_and_stream_its_output(tmp_path, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from tinysm import experiment
+    from tinysm.engine.config import load_train_config
+
+    config = paper_config("exp1.2", tmp_path)  # gpus: 2
+    launched = []
+
+    class FakeTorchrun:
+        def __init__(self, command, **kwargs):
+            launched.append(command)
+            stage = load_train_config(command[-1])
+            stage.paths.final_checkpoint.parent.mkdir(parents=True)
+            stage.paths.final_checkpoint.write_bytes(b"weights")
+            self.stdout, self.returncode = iter(["train finetune: 1/2\n", "train finetune: 2/2\n"]), 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(subprocess, "Popen", FakeTorchrun)
+    final = experiment.run_stage(config, "finetune")
+    assert final == tmp_path / "runs/exp1.2/finetune/model_final.pt"
+    assert launched[0][:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               "--nproc_per_node=2", "-m"]
+    assert launched[0][6:8] == ["tinysm", "train"]
+    assert load_train_config(launched[0][-1]) == experiment.stage_config(config, "finetune")
+    assert "train finetune: 1/2\ntrain finetune: 2/2\n" in capsys.readouterr().out
+    # A finished stage is reused, not trained again.
+    assert experiment.run_stage(config, "finetune") == final and len(launched) == 1

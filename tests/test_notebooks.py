@@ -69,13 +69,13 @@ def smoke_run(tmp_path_factory):
         values = yaml.safe_load((repo_root() / "params" / "smoke" / f"{name}.yaml").read_text())
         values.update(data_root=str(root / "data" / "synthetic"), runs_dir=str(root / "runs"))
         (params / f"{name}.yaml").write_text(yaml.safe_dump(values))
-    argv = ["reproduce", "--params", str(params), "--data", str(root / "data"), "--figures", str(root / "figures")]
-    assert main(argv) == 0
-    return root, argv
+    assert main(["reproduce", "--params", str(params), "--data", str(root / "data"),
+                 "--figures", str(root / "figures")]) == 0
+    return root
 
 
 def test_smoke_reproduce_writes_every_record(smoke_run):
-    root, _ = smoke_run
+    root = smoke_run
     runs = root / "runs"
     for name in ("size_distribution.ipynb", "results.ipynb", *(f"{e}/experiment.ipynb" for e in SMOKE_EXPERIMENTS)):
         executed = nbformat.read(runs / name, as_version=4)
@@ -99,7 +99,7 @@ def test_smoke_reproduce_writes_every_record(smoke_run):
 
 
 def test_smoke_reproduce_writes_the_figures_and_the_table(smoke_run):
-    root, _ = smoke_run
+    root = smoke_run
     figures = root / "figures"
     assert (figures / "size_distribution.png").stat().st_size > 10_000
     assert (figures / "results_table.png").stat().st_size > 10_000
@@ -110,11 +110,3 @@ def test_smoke_reproduce_writes_the_figures_and_the_table(smoke_run):
     csv_lines = (figures / "results_table.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(PAPER_ROWS)
 
-
-def test_second_reproduce_skips_finished_runs(smoke_run, capsys):
-    root, argv = smoke_run
-    before = {e: (root / "runs" / e / "metrics.json").stat().st_mtime_ns for e in SMOKE_EXPERIMENTS}
-    assert main(argv + ["--only", SMOKE_EXPERIMENTS[0]]) == 0
-    out = capsys.readouterr().out
-    assert f"{SMOKE_EXPERIMENTS[0]:<18} skipped" in out
-    assert {e: (root / "runs" / e / "metrics.json").stat().st_mtime_ns for e in SMOKE_EXPERIMENTS} == before
