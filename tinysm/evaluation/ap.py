@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinysm.evaluation.matching import IGNORED, MATCHED, UNMATCHED, Matches, MatchRules
+from tinysm.evaluation.matching import MATCHED, UNMATCHED, Matches, MatchRules
 from tinysm.evaluation.overlaps import GroundTruthColumns, RankedDetections
 from tinysm.evaluation.protocol import MAX_THRESHOLD, RECALL_THRESHOLDS
 
@@ -29,27 +29,25 @@ def precision_curves(matches: Matches, rules: MatchRules, gt: GroundTruthColumns
                      ranges: np.ndarray, reference_quirks: bool) -> np.ndarray:
     """Precision at the 101 recall points, shape (T, A, 101); −1 where a range has no regular GT."""
     n_a = len(ranges)
-    n_t = len(rules.thresholds) // n_a
-    matched = matches.status == MATCHED
-    if reference_quirks:
-        # SPEC §6.3: the reference stores the matched GT's id and reads 0 as "no match".
-        id_zero = matches.matched_to(gt.ann_id == 0)
-    else:
-        id_zero = np.zeros_like(matched)
-    unmatched = (matches.status == UNMATCHED) | id_zero
-    area = dets.area
-    outside = np.tile((area < ranges[:, :1]) | (area > ranges[:, 1:]), (n_t, 1))  # (P, N)
-    ignored = (matches.status == IGNORED) | (unmatched & outside)
-    true_positive = matched & ~id_zero
-    false_positive = unmatched & ~ignored
-
     # SPEC §6.1: pool images in id order (the detections' order here), then a stable sort by score.
     kept = np.flatnonzero(rules.active[0])
     ranking = kept[np.argsort(-dets.score[kept], kind="stable")]
+    status = matches.status[:, ranking]
+    # SPEC §6.3: the reference stores the matched GT's id and reads 0 as "no match".
+    id_zero = matches.matched_to(gt.ann_id == 0)[:, ranking] if reference_quirks else None
+    area = dets.area[ranking]
+    outside = (area < ranges[:, :1]) | (area > ranges[:, 1:])                   # (A, n)
     n_regular = rules.regular.sum(axis=1)
-    true_positive, false_positive = true_positive[:, ranking], false_positive[:, ranking]
-    curves = np.stack([_sample_precision(true_positive[p], false_positive[p], n_regular[p]) for p in range(n_t * n_a)])
-    return curves.reshape(n_t, n_a, len(RECALL_THRESHOLDS))
+    curves = []
+    for p in range(len(status)):
+        true_positive, unmatched = status[p] == MATCHED, status[p] == UNMATCHED
+        if id_zero is not None:
+            true_positive &= ~id_zero[p]
+            unmatched |= id_zero[p]
+        # An unmatched detection outside the range is ignored; IGNORED ones are never unmatched.
+        false_positive = unmatched & ~outside[p % n_a]
+        curves.append(_sample_precision(true_positive, false_positive, n_regular[p]))
+    return np.stack(curves).reshape(-1, n_a, len(RECALL_THRESHOLDS))
 
 
 def _sample_precision(true_positive: np.ndarray, false_positive: np.ndarray, n_regular: int) -> np.ndarray:

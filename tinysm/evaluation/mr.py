@@ -34,18 +34,21 @@ def recall_at_fppi(matches: Matches, rules: MatchRules, gt: GroundTruthColumns, 
 
     `n_images` is the number of images in the GT file (the FPPI denominator).
     """
-    matched = matches.status == MATCHED
-    if reference_quirks:
-        matched &= ~matches.matched_to(gt.ann_id == 0)      # SPEC §6.3: id 0 reads as "no match"
-    false_positive = rules.active & ~matched & (matches.status != IGNORED)
-
     top = np.flatnonzero(dets.rank < MR_MAX_DETS)
     ranking = top[np.argsort(-dets.score[top], kind="stable")]     # SPEC §6.2: pooled as for AP
+    status, active = matches.status[:, ranking], rules.active[:, ranking]
+    id_zero = matches.matched_to(gt.ann_id == 0)[:, ranking] if reference_quirks else None
     n_regular = rules.regular.sum(axis=1)
-    active, matched, false_positive = rules.active[:, ranking], matched[:, ranking], false_positive[:, ranking]
-    return np.stack([_read_recall(matched[p][active[p]], false_positive[p][active[p]],
-                                  n_regular[p], n_images, points, reference_quirks)
-                     for p in range(len(n_regular))])
+    out = []
+    for p in range(len(status)):
+        # Detections outside the setup's size filter are not entries at all (SPEC §6.2).
+        entries = status[p][active[p]]
+        true_positive = entries == MATCHED
+        if id_zero is not None:
+            true_positive &= ~id_zero[p][active[p]]        # SPEC §6.3: id 0 reads as "no match"
+        false_positive = ~true_positive & (entries != IGNORED)
+        out.append(_read_recall(true_positive, false_positive, n_regular[p], n_images, points, reference_quirks))
+    return np.stack(out)
 
 
 def _read_recall(true_positive: np.ndarray, false_positive: np.ndarray, n_regular: int, n_images: int,
@@ -55,12 +58,13 @@ def _read_recall(true_positive: np.ndarray, false_positive: np.ndarray, n_regula
         return np.full(len(points), -1.0)
     if len(true_positive) == 0:
         return np.zeros(len(points))
-    recall = np.cumsum(true_positive, dtype=np.float64) / n_regular
     fppi = np.cumsum(false_positive, dtype=np.float64) / n_images
     index = np.searchsorted(fppi, points, side="right") - 1
+    # Recall = true positives up to the entry / regular GTs (integer counts: the same bits as a cumsum).
+    recall = np.searchsorted(np.flatnonzero(true_positive), index, side="right") / n_regular
     # SPEC §6.3: with no entry at or below a point the reference reads index -1, the final recall.
-    below = recall[-1] if reference_quirks else 0.0
-    return np.where(index >= 0, recall[np.maximum(index, 0)], below)
+    below = np.count_nonzero(true_positive) / n_regular if reference_quirks else 0.0
+    return np.where(index >= 0, recall, below)
 
 
 def log_average_miss_rate(recall: np.ndarray) -> np.ndarray:
