@@ -94,3 +94,21 @@ def test_unknown_tiles_are_named(scene):
         merge_tile_detections(results + [dict(results[0], image_id=999)], tiles, full)
     with pytest.raises(ValueError, match="full_images"):
         merge_tile_detections(results, tiles)
+
+
+def test_cli_evaluates_tile_results_after_the_merge(scene, tmp_path, capsys):
+    import json
+
+    from tinysm.cli import main
+    from tinysm.data.annotations import save_annotations
+
+    full, tiles, results = scene
+    gt_path, tiles_path, results_path, out = (tmp_path / name for name in ("gt.json", "tiles.json", "r.json", "m.json"))
+    save_annotations(full, gt_path)
+    save_annotations(tiles, tiles_path)
+    results_path.write_text(json.dumps(results))
+    assert main(["evaluate", str(gt_path), str(results_path), "--merge-tiles", str(tiles_path), "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    # Every box comes back once and exactly where it was: perfect detections.
+    assert metrics["AP50_all"] == pytest.approx(100.0) and metrics["MR50_all"] == 0.0
+    assert "AP50" in capsys.readouterr().out
