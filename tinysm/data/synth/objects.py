@@ -7,7 +7,6 @@ in COCO-like scenes they are labelled objects. Each drawing is built in units of
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 
@@ -132,6 +131,3 @@ def car(rng: np.random.Generator, centre: tuple[float, float], size: float) -> F
     for x in (-0.65, 0.65):
         parts += [Part(pen.ellipse(x, 0.28, 0.22, 0.22), (25, 25, 25)), Part(pen.ellipse(x, 0.28, 0.09, 0.09), (170, 170, 170))]
     return _figure(parts)
-
-
-Drawer = Callable[[np.random.Generator, tuple[float, float], float], Figure]

@@ -80,8 +80,7 @@ def save_examples_figure(tiny_set: TinyPersonLayout, coco: CocoLayout, path: str
         crop, offset = _crop(pixels, ann)
         axis = figure.add_subplot(grid[i // columns, i % columns])
         axis.imshow(crop, interpolation="nearest")
-        near = [a for a in test.annotations_by_image[image.id]]
-        _draw_boxes(axis, near, offset)
+        _draw_boxes(axis, test.annotations_by_image[image.id], offset)
         axis.set_xlim(-0.5, CROP - 0.5)
         axis.set_ylim(CROP - 0.5, -0.5)
         axis.set_title(f"{_kind(ann)} √(wh)={np.sqrt(ann.bbox[2] * ann.bbox[3]):.1f}px", fontsize=7)

@@ -57,6 +57,8 @@ class LabelledBox:
 
 @dataclass
 class Scene:
+    """A painted frame (H×W×3 uint8) and its labelled boxes."""
+
     canvas: np.ndarray
     boxes: list[LabelledBox]
 
