@@ -23,6 +23,7 @@ import numpy as np
 from tinysm.evaluation.overlaps import Candidates
 
 UNMATCHED, MATCHED, IGNORED = 0, 1, 2
+_REGULAR, _REUSABLE, _BY_IOD = 1, 2, 4   # bits of the per-(problem, GT) kind code
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ def greedy_match(cands: Candidates, det_image: np.ndarray, det_area: np.ndarray,
     taken = np.zeros(rules.regular.shape, bool)
     useful, width = _useful_pairs(cands, det_area, rules)
     matched_gt = np.full((n_problems, len(useful)), -1, np.int64)
+    # What does not depend on the matching state is computed once for all rows.
+    kind = (rules.regular * _REGULAR | rules.reusable * _REUSABLE | rules.use_iod * _BY_IOD).astype(np.uint8)
+    row_area = det_area[useful.det][:, None]
+    gt_area = rules.gt_area[np.maximum(useful.gt, 0)]
+    fallback = (iod_from_overlap(useful.iou, gt_area, row_area), iod_from_overlap(useful.iod, gt_area, row_area))
     # Only the order of the useful rows within an image matters, so turn j handles the j-th useful
     # detection of every image: as many turns as the busiest image has useful detections.
     image = det_image[useful.det]
@@ -93,7 +99,7 @@ def greedy_match(cands: Candidates, det_image: np.ndarray, det_area: np.ndarray,
     for rows in np.split(order, np.flatnonzero(np.diff(turn[order])) + 1) if len(order) else []:
         # One detection per image: the GTs these rows touch are disjoint, so one vectorised update is exact.
         det = useful.det[rows]
-        step_status, step_gt = _match_step(useful, rows, int(width[rows].max()), det, det_area, rules, taken)
+        step_status, step_gt = _match_step(useful, rows, int(width[rows].max()), det, kind, fallback, rules, taken)
         status[:, det], matched_gt[:, rows] = step_status, step_gt
         problem, column = np.nonzero(step_gt >= 0)
         taken[problem, step_gt[problem, column]] = True
@@ -122,16 +128,19 @@ def _useful_pairs(cands: Candidates, det_area: np.ndarray, rules: MatchRules) ->
                       np.take_along_axis(cands.iod[rows], packed, axis=1)), width[rows]
 
 
-def _match_step(cands: Candidates, rows: np.ndarray, width: int, det: np.ndarray, det_area: np.ndarray,
-                rules: MatchRules, taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _match_step(cands: Candidates, rows: np.ndarray, width: int, det: np.ndarray, kind: np.ndarray,
+                fallback: tuple[np.ndarray, np.ndarray], rules: MatchRules,
+                taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One turn: (P, k) status and chosen GT (−1 for none) of detections from k different images."""
     gt = cands.gt[rows, :width]                             # (k, K)
     valid = gt >= 0
     safe_gt = np.where(valid, gt, 0)
-    regular = rules.regular[:, safe_gt] & valid             # (P, k, K)
-    ignored = ~rules.regular[:, safe_gt] & valid
-    overlap = np.where(rules.use_iod[:, safe_gt], cands.iod[rows, :width], cands.iou[rows, :width])
-    free = rules.reusable[:, safe_gt] | ~taken[:, safe_gt]
+    gt_kind = kind[:, safe_gt]                              # (P, k, K)
+    is_regular = (gt_kind & _REGULAR).astype(bool)
+    regular, ignored = is_regular & valid, ~is_regular & valid
+    by_iod = (gt_kind & _BY_IOD).astype(bool)
+    overlap = np.where(by_iod, cands.iod[rows, :width], cands.iou[rows, :width])
+    free = (gt_kind & _REUSABLE).astype(bool) | ~taken[:, safe_gt]
     active = rules.active[:, det][:, :, None]
     hit = free & active & (overlap >= rules.thresholds[:, None, None])
     regular_hit, ignored_hit = hit & regular, hit & ignored
@@ -140,8 +149,8 @@ def _match_step(cands: Candidates, rows: np.ndarray, width: int, det: np.ndarray
     choice = np.where(has_regular, _last_argmax(np.where(regular_hit, overlap, -np.inf)),
                       _last_argmax(np.where(ignored_hit, overlap, -np.inf)))
 
-    fallback_value = np.where(ignored & active, iod_from_overlap(
-        overlap, rules.gt_area[safe_gt], det_area[det][None, :, None]), -np.inf)
+    fallback_value = np.where(ignored & active, np.where(by_iod, fallback[1][rows, :width], fallback[0][rows, :width]),
+                              -np.inf)
     fallback_choice = fallback_value.argmax(axis=-1)        # the first maximum, as np.argmax in the reference
     best = np.take_along_axis(fallback_value, fallback_choice[..., None], axis=-1)[..., 0]
     limit = rules.fallback_thresholds[:, None]
