@@ -249,3 +249,14 @@ def test_existing_output_is_not_overwritten(synthetic, capsys):
 def test_negative_counts_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="train must be >= 0, got -1"):
         generate(tmp_path, train=-1)
+
+
+def test_command_prints_the_summary_and_saves_the_figure(tmp_path, capsys):
+    figure = tmp_path / "examples.png"
+    code = main(["synth", "--out", str(tmp_path / "data"), "--seed", "1", "--train", "1", "--test", "3",
+                 "--coco-train", "1", "--coco-val", "2", "--workers", "1", "--figure", str(figure)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "tiny_set test (all): 3 images (1 without boxes, 1 dense)" in out and "coco val2017: 2 images" in out
+    with Image.open(figure) as image:
+        assert image.format == "PNG" and image.width > 1000
