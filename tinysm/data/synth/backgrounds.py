@@ -33,10 +33,11 @@ class SceneLayout:
         return "sand" if y >= self.shore[column] else "sea"
 
 
-def smooth_noise(rng: np.random.Generator, width: int, height: int, cell: int) -> np.ndarray:
-    """Zero-mean, unit-scale noise varying over about `cell` pixels (bilinear upsampling of a coarse grid)."""
+def smooth_noise(rng: np.random.Generator, width: int, height: int, cell: int,
+                 resample: int = Image.BILINEAR) -> np.ndarray:
+    """Zero-mean, unit-scale noise varying over about `cell` pixels (a coarse grid, upsampled)."""
     coarse = rng.standard_normal((height // cell + 2, width // cell + 2)).astype(np.float32)
-    image = Image.fromarray(coarse, mode="F").resize((width + 2 * cell, height + 2 * cell), Image.BILINEAR)
+    image = Image.fromarray(coarse, mode="F").resize((width + 2 * cell, height + 2 * cell), resample)
     return np.asarray(image)[cell:cell + height, cell:cell + width]
 
 
@@ -49,7 +50,8 @@ def _sky(rng: np.random.Generator, width: int, rows: int) -> np.ndarray:
     top = np.array([rng.uniform(60, 110), rng.uniform(120, 160), rng.uniform(190, 230)], dtype=np.float32)
     haze = np.array([rng.uniform(190, 225), rng.uniform(205, 230), rng.uniform(220, 240)], dtype=np.float32)
     sky = np.repeat(_vertical_gradient(top, haze, rows)[:, None, :], width, axis=1)
-    clouds = np.clip(smooth_noise(rng, width, rows, 90) - rng.uniform(0.2, 1.0), 0, 1)[..., None]
+    # Bicubic: bilinear noise thresholded into clouds shows the grid as straight streaks.
+    clouds = np.clip(smooth_noise(rng, width, rows, 90, Image.BICUBIC) - rng.uniform(0.2, 1.0), 0, 1)[..., None]
     return sky + clouds * (np.float32(245) - sky) * 0.8
 
 
@@ -85,7 +87,7 @@ def _sand(rng: np.random.Generator, width: int, height: int, shore: np.ndarray) 
     beyond = rows - shore[None, :].astype(np.float32)  # rows past the waterline
     wet = np.exp(-np.clip(beyond, 0, None) / rng.uniform(15, 60))[..., None]
     sand = sand * (1 - 0.25 * wet)
-    foam = np.clip(1 - np.abs(beyond - 2) / 4, 0, 1) * np.clip(0.5 + smooth_noise(rng, width, height, 20), 0, 1)
+    foam = np.clip(1 - np.abs(beyond - 2) / 4, 0, 1) * np.clip(0.7 + 0.4 * smooth_noise(rng, width, height, 20), 0, 1)
     return sand, foam
 
 
