@@ -8,7 +8,7 @@ steps, `--steps` steps are timed. Reported per detector: images/s, step time, th
 step time spent waiting for the next batch (target on a GPU: < 10%), and peak memory (CUDA:
 peak allocated; CPU: the process's peak resident set so far).
 
-    python benchmarks/train_speed.py [--backbone resnet18] [--batch-size 8] [--amp] [--workers 4]
+    python benchmarks/train_speed.py [--backbone resnet18] [--batch-size 8] [--amp] [--workers 4] [--threads N]
 
 Prints a table and writes benchmarks/out/train_speed.json.
 """
@@ -113,7 +113,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--amp", action="store_true", help="fp16 autocast + GradScaler (CUDA only)")
     parser.add_argument("--detectors", nargs="+", default=["faster_fpn", "adaptive_retinanet"])
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="train_speed_") as folder:
         write_frames(Path(folder), args.frames)
         rows = [measure(name, args, Path(folder)) for name in args.detectors]

@@ -13,8 +13,10 @@ from tinysm.engine.config import TrainConfig, train_config_from_mapping
 
 
 def write_toy_dataset(root: Path, images: int = 8, size: tuple[int, int] = (96, 64),
-                      category_ids: tuple[int, ...] = (1,), seed: int = 0) -> Path:
-    """`images` PNGs (width, height = `size`) with 1–3 bright rectangles each; returns the COCO file."""
+                      category_ids: tuple[int, ...] = (1,), box_sides: tuple[int, int] = (6, 16),
+                      seed: int = 0) -> Path:
+    """`images` PNGs (width, height = `size`) with 1–3 bright rectangles each, sides drawn from
+    [box_sides[0], box_sides[1]); returns the COCO file."""
     generator = torch.Generator().manual_seed(seed)
     width, height = size
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -22,7 +24,7 @@ def write_toy_dataset(root: Path, images: int = 8, size: tuple[int, int] = (96, 
     for image_id in range(images):
         pixels = torch.randint(0, 60, (3, height, width), dtype=torch.uint8, generator=generator)
         for _ in range(int(torch.randint(1, 4, (), generator=generator))):
-            w, h = (int(v) for v in torch.randint(6, 16, (2,), generator=generator))
+            w, h = (int(v) for v in torch.randint(*box_sides, (2,), generator=generator))
             x = int(torch.randint(0, width - w, (), generator=generator))
             y = int(torch.randint(0, height - h, (), generator=generator))
             pixels[:, y:y + h, x:x + w] = 230

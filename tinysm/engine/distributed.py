@@ -82,11 +82,6 @@ def wrap_model(model: torch.nn.Module, context: DistributedContext) -> torch.nn.
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The detector inside a DistributedDataParallel wrapper (checkpoints hold its plain names)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def mean_across_processes(values: dict[str, float], context: DistributedContext) -> dict[str, float]:
     """Each value averaged over the processes (the loss of the global batch, for logging)."""
     if not context.distributed or not values:
@@ -103,15 +98,6 @@ def gather_objects(obj: Any, context: DistributedContext) -> list[Any]:
     gathered: list[Any] = [None] * context.world_size
     dist.all_gather_object(gathered, obj)
     return gathered
-
-
-def broadcast_object(obj: Any, context: DistributedContext) -> Any:
-    """Rank 0's `obj` on every process (e.g. an error every rank must raise together)."""
-    if not context.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 class ResumableSampler(DistributedSampler):

@@ -38,7 +38,7 @@ from tinysm.engine.config import RunPaths, TrainConfig
 from tinysm.engine.data import build_training_data
 from tinysm.engine.distributed import (
     DistributedContext, barrier, cleanup_distributed, gather_objects, mean_across_processes,
-    setup_distributed, unwrap_model, wrap_model,
+    setup_distributed, wrap_model,
 )
 from tinysm.engine.evaluate import evaluate_detector
 from tinysm.engine.metrics_log import MetricsLog
@@ -76,8 +76,6 @@ def train_one_epoch(model: torch.nn.Module, state: TrainingState, loader: Iterab
     use_amp = amp and context.device.type == "cuda"
     tick = time.perf_counter()
     for images, targets in loader:
-        if state.iteration >= stop_at:
-            break
         images = [image.to(context.device, non_blocking=True) for image in images]
         targets = [{"boxes": t["boxes"].to(context.device, non_blocking=True),
                     "labels": t["labels"].to(context.device, non_blocking=True)} for t in targets]
@@ -104,6 +102,8 @@ def train_one_epoch(model: torch.nn.Module, state: TrainingState, loader: Iterab
         state.iteration += 1
         now = time.perf_counter()
         after_step(StepRecord(logged, lr, len(images) * context.world_size, now - tick, data_time))
+        if state.iteration >= stop_at:
+            break
         tick = time.perf_counter()
 
 
@@ -226,7 +226,7 @@ def _train(config: TrainConfig, context: DistributedContext) -> Path:
     finally:
         progress.close()
     if context.is_main:
-        save_checkpoint({"model": unwrap_model(trained).state_dict(), "category_ids": category_ids,
+        save_checkpoint({"model": model.state_dict(), "category_ids": category_ids,
                          "iteration": state.iteration, "config": config_to_dict(config)},
                         paths.final_checkpoint)
     barrier(context)

@@ -1,0 +1,73 @@
+"""TrainConfig validation, `tinysm train` arguments, and the LR per global batch (SPEC §8)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tinysm.cli import main
+from tinysm.commands.train import parse_overrides
+from tinysm.config import ConfigError
+from tinysm.engine.config import load_train_config, train_config_from_mapping
+from tinysm.engine.distributed import DistributedContext
+from tinysm.engine.train import build_training_state
+
+REQUIRED = "detector: faster_fpn\ntrain_annotations: a.json\ntrain_images: img\nout_dir: runs/x\n"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "stage.yaml"
+    path.write_text(REQUIRED + text)
+    return path
+
+
+def test_defaults_are_the_fine_tuning_recipe(tmp_path):
+    config = load_train_config(write(tmp_path, ""))
+    assert (config.lr_per_image, config.momentum, config.weight_decay) == (0.005, 0.9, 1e-4)
+    assert (config.epochs, config.milestones, config.warmup_iters, config.warmup_ratio) == (12, (8, 11), 500, 0.001)
+    assert config.clip_grad_norm is None and config.scale_match == "none"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("epoch: 3\n", r"unknown key\(s\) \['epoch'\]"),
+    ("batch_size: two\n", r"'batch_size' must be an integer"),
+    ("milestones: [11, 8]\n", r"'milestones' must be increasing epochs in 1..epochs=12"),
+    ("milestones: [13]\n", r"'milestones' must be increasing"),
+    ("scale_match: sm\n", r"'sm_target_annotations' is required with scale_match='sm'"),
+    ("eval_every: 1\n", r"'eval_annotations' is required with eval_every"),
+    ("clip_grad_norm: 0\n", r"'clip_grad_norm' must be positive or null, got 0"),
+])
+def test_bad_values_name_the_file_and_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_train_config(path)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_overrides_are_read_as_yaml(tmp_path):
+    assert parse_overrides(["max_iters=100", "backbone_weights=null", "milestones=[1, 2]"]) == {
+        "max_iters": 100, "backbone_weights": None, "milestones": [1, 2]}
+    config = load_train_config(write(tmp_path, ""), parse_overrides(["clip_grad_norm=1.0", "epochs=2",
+                                                                     "milestones=[1]"]))
+    assert (config.clip_grad_norm, config.epochs, config.milestones) == (1.0, 2, (1,))
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_overrides(["max_iters"])
+
+
+def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys):
+    path = write(tmp_path, "lr: 0.01\n")
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(path) in err and "'lr'" in err
+
+
+def test_learning_rate_is_per_image_of_the_global_batch():
+    # SPEC §8: 0.005 per image; 2 GPUs × 1 image -> 0.01.
+    model = torch.nn.Linear(2, 2)
+    two_gpus = DistributedContext(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"))
+    config = train_config_from_mapping({"detector": "faster_fpn", "train_annotations": "a.json",
+                                        "train_images": "img", "out_dir": "runs/x", "batch_size": 1})
+    state = build_training_state(model, config, two_gpus, iters_per_epoch=10)
+    assert state.optimizer.param_groups[0]["initial_lr"] == pytest.approx(0.01)
+    assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.001)  # warm-up starts at 0.001×
+    assert state.optimizer.param_groups[0]["momentum"] == 0.9
+
