@@ -70,6 +70,8 @@ def save_examples_figure(tiny_set: TinyPersonLayout, coco: CocoLayout, path: str
     test = load_annotations(tiny_set.test_annotations, tiny_set.test_images, check_files=True)
     coco_val = load_annotations(coco.annotations("val2017"), coco.images("val2017"), check_files=True)
     examples = _pick_examples(test, crops)
+    if not any(_kind(a) == "regular" for a in examples):
+        raise ValueError(f"{tiny_set.test_annotations}: no regular person box outside dense images to show")
     columns = 6
     rows = -(-len(examples) // columns)
     figure = plt.figure(figsize=(12, 2.1 * rows + 4.2), dpi=110)
