@@ -1,5 +1,6 @@
 """Pre-train -> fine-tune transfer through the engine (SPEC §8): a 5-class checkpoint written by
-`train` initialises a 1-class detector (`init_from`); exactly the class-specific layers start fresh."""
+`train` (pre-trained with Scale Match onto the 1-class set) initialises a 1-class detector
+(`init_from`); exactly the class-specific layers start fresh."""
 from __future__ import annotations
 
 import pytest
@@ -20,14 +21,14 @@ CLASS_SPECIFIC = {
 @pytest.mark.parametrize("detector", sorted(CLASS_SPECIFIC))
 def test_five_class_checkpoint_into_one_class_detector(detector, tmp_path):
     options = {"detector_options": {"fpn_channels": 32}}
-    five = tmp_path / "five"
-    write_toy_dataset(five, images=2, category_ids=(1, 2, 3, 5, 7))  # COCO-like, non-contiguous ids
-    pretrained = train(toy_config(five, tmp_path / "pretrain", detector=detector, max_iters=1, **options))
+    one, five = tmp_path / "one", tmp_path / "five"
+    write_toy_dataset(one, images=2)
+    write_toy_dataset(five, images=2, category_ids=(1, 2, 3, 5, 7), box_sides=(20, 40))  # COCO-like ids
+    pretrained = train(toy_config(five, tmp_path / "pretrain", detector=detector, max_iters=1, scale_match="sm",
+                                  sm_target_annotations=str(one / "annotations.json"), **options))
     source = torch.load(pretrained, weights_only=True)
     assert source["category_ids"] == [1, 2, 3, 5, 7]
 
-    one = tmp_path / "one"
-    write_toy_dataset(one, images=2)
     config = toy_config(one, tmp_path / "finetune", detector=detector, init_from=str(pretrained), **options)
     torch.manual_seed(123)
     model = build_model(config, [1], setup_distributed("cpu"))
