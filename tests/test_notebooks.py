@@ -39,6 +39,7 @@ def test_parameters_cell_declares_exactly_the_configs_keys(name, config_class):
     assert list(declared) == list(config_class.__dataclass_fields__)
 
 
+@pytest.mark.slow
 def test_unknown_parameter_fails_in_the_first_cell_before_any_work(tmp_path):
     output = tmp_path / "out.ipynb"
     with pytest.raises(papermill.PapermillExecutionError, match=r"unknown key\(s\) \['learning_rate'\]"):
@@ -74,6 +75,7 @@ def smoke_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_smoke_reproduce_writes_every_record(smoke_run):
     root = smoke_run
     runs = root / "runs"
@@ -98,6 +100,7 @@ def test_smoke_reproduce_writes_every_record(smoke_run):
             assert (run / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
 
 
+@pytest.mark.slow
 def test_smoke_reproduce_writes_the_figures_and_the_table(smoke_run):
     root = smoke_run
     figures = root / "figures"
