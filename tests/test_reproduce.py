@@ -117,3 +117,45 @@ def test_cli_bad_params_file_is_one_clean_error_before_any_work(tmp_path, capsys
     err = capsys.readouterr().err
     assert "exp1.2.yaml: 'detector' must be one of ['faster_fpn', 'adaptive_retinanet'], got 'yolo'" in err
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+def test_data_step_generates_the_synthetic_set_once_and_says_synthetic(tmp_path, monkeypatch):
+    import tinysm.data.synth as synth
+    from tinysm.config import config_from_mapping
+    from tinysm.experiment_config import ExperimentConfig
+    from tinysm.reproduce_data import prepare_data
+
+    generated = []
+    real_generate = synth.generate
+
+    def small_generate(root, overwrite=False):
+        generated.append(root)
+        return real_generate(root, train=1, test=1, coco_train=2, coco_val=1, workers=1, overwrite=overwrite,
+                             tiny_config=synth.TinyPersonSceneConfig(frame_sizes=((320, 256),)),
+                             coco_config=synth.CocoSceneConfig(frame_sizes=((160, 120),)))
+
+    monkeypatch.setattr(synth, "generate", small_generate)
+    data = tmp_path / "data"
+    config = config_from_mapping(ExperimentConfig, {"experiment": "exp4.0", "pretrain": "sm",
+                                                    "data_root": str(data / "synthetic")})
+    lines: list[str] = []
+    parameters = prepare_data(data, [config], echo=lines.append)
+    assert generated == [data / "synthetic"]
+    assert any("data: SYNTHETIC TinyPerson and COCO in" in line for line in lines)
+    assert "\ntiny_set test (all): 1 images" in "\n".join(lines)
+    assert parameters == {
+        "target_annotations": str(data / "synthetic/tiny_set/mini_annotations/tiny_set_train_all_erase.json"),
+        "source_annotations": str(data / "synthetic/coco/annotations/instances_train2017.json")}
+    prepare_data(data, [config], echo=lines.append)
+    assert len(generated) == 1  # already there: not generated again
+
+
+def test_data_step_refuses_real_data_params_without_the_real_data(tmp_path):
+    from tinysm.config import config_from_mapping
+    from tinysm.experiment_config import ExperimentConfig
+    from tinysm.reproduce_data import prepare_data
+
+    config = config_from_mapping(ExperimentConfig, {"experiment": "exp1.2", "data_root": str(tmp_path / "data")})
+    with pytest.raises(FileNotFoundError, match=r"exp1\.2: data_root .* lacks TinyPerson"):
+        prepare_data(tmp_path / "data", [config], echo=lambda line: None)
+    assert not (tmp_path / "data" / "synthetic").exists()  # nothing generated for real-data params

@@ -44,6 +44,7 @@ class ExperimentData:
 
     @classmethod
     def of(cls, config: ExperimentConfig) -> "ExperimentData":
+        """The datasets under the config's `data_root`."""
         return cls(TinyPersonLayout(config.data_dir / "tiny_set"), CocoLayout(config.data_dir / "coco"))
 
 
@@ -58,6 +59,8 @@ def stage_config(config: ExperimentConfig, stage: str, init_from: Path | None = 
         "workers": config.workers, "seed": config.seed, "log_every": config.log_every,
     }
     if stage == "pretrain":
+        if config.pretrain == "none":
+            raise ValueError(f"{config.experiment}: pretrain is 'none', there is no pre-training stage")
         # SPEC §8: COCO with the SM/MSM transform in place of a resize, target histogram from the
         # TinyPerson training annotations; "plain" pre-trains on COCO as it is.
         scale_match = {"plain": "none", "sm": "sm", "msm": "msm"}[config.pretrain]

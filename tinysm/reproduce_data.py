@@ -28,7 +28,7 @@ def ensure_data(data_dir: Path, configs: list[ExperimentConfig], echo: Callable[
     roots = find_data(data_dir)
     synthetic_root = roots.tiny_set.root.parent if roots.synthetic else data_dir / "synthetic"
     if roots.synthetic:
-        echo(f"[tinysm] no real TinyPerson/COCO in {data_dir} (SPEC §1.1): the experiments run on SYNTHETIC data")
+        echo(f"[tinysm] no real TinyPerson/COCO in {data_dir} (SPEC §1.1); the synthetic set lives in {synthetic_root}")
     for root in sorted({config.data_dir for config in configs}):
         tiny, coco = TinyPersonLayout(root / "tiny_set"), CocoLayout(root / "coco")
         kind = "SYNTHETIC" if root == synthetic_root else "REAL"
