@@ -75,6 +75,7 @@ class RankedDetections:
 
     @property
     def area(self) -> np.ndarray:
+        """w·h (SPEC §6.1: the detection's area is never a stored field)."""
         return self.bbox[:, 2] * self.bbox[:, 3]
 
     def __len__(self) -> int:
