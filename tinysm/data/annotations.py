@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from tinysm.io import atomic_write_text
+from tinysm.io import atomic_write_text, parse_json
 
 # Flags of SPEC §1.2; all default to False when a file lacks them (plain COCO files do).
 FLAG_KEYS = ("iscrowd", "ignore", "uncertain", "logo", "in_dense_image")
@@ -193,8 +193,7 @@ def load_annotations(path: str | os.PathLike | Mapping[str, Any], image_root: st
 
 def _read_json(path: Path) -> Any:
     try:
-        with open(path, "rb") as handle:
-            return json.load(handle)
+        return parse_json(path.read_bytes())
     except FileNotFoundError:
         raise AnnotationError(path, "file", "does not exist") from None
     except json.JSONDecodeError as err:
