@@ -9,8 +9,9 @@ from tinysm.commands.train import parse_overrides
 from tinysm.config import ConfigError
 from tinysm.engine.config import load_train_config, train_config_from_mapping
 from tinysm.engine.distributed import DistributedContext
-from tinysm.engine.train import build_training_state
+from tinysm.engine.train import build_training_state, should_evaluate
 
+CPU = DistributedContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 REQUIRED = "detector: faster_fpn\ntrain_annotations: a.json\ntrain_images: img\nout_dir: runs/x\n"
 
 
@@ -71,3 +72,22 @@ def test_learning_rate_is_per_image_of_the_global_batch():
     assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.001)  # warm-up starts at 0.001×
     assert state.optimizer.param_groups[0]["momentum"] == 0.9
 
+
+
+@pytest.mark.parametrize("eval_every, stop_at, expected", [
+    (2, 15, [6, 12, 15]),   # every 2 epochs of 3 iterations, and after the last step
+    (None, 15, [15]),       # only after the last step
+    (2, 7, [6, 7]),         # a run cut short by max_iters is evaluated where it stops
+])
+def test_evaluation_points(eval_every, stop_at, expected):
+    config = train_config_from_mapping({"detector": "faster_fpn", "train_annotations": "a.json",
+                                        "train_images": "img", "out_dir": "runs/x", "epochs": 5,
+                                        "milestones": [4], "eval_annotations": "t.json",
+                                        "eval_images": "timg", "eval_every": eval_every})
+    state = build_training_state(torch.nn.Linear(2, 2), config, CPU, iters_per_epoch=3)
+    points = []
+    for iteration in range(1, stop_at + 1):
+        state.iteration = iteration
+        if should_evaluate(config, state, stop_at):
+            points.append(iteration)
+    assert points == expected
