@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
+
+
+EVALUATION_TIMEOUT = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,9 @@ def setup_distributed(device: str = "auto") -> DistributedContext:
         torch.cuda.set_device(target)
     owns = False
     if world_size > 1 and not dist.is_initialized():
-        # NCCL between GPUs; gloo lets the same entry point run on CPUs (tests, laptops).
-        dist.init_process_group("nccl" if target.type == "cuda" else "gloo")
+        # NCCL between GPUs; gloo lets the same entry point run on CPUs (tests, laptops). The long
+        # timeout: the other ranks wait at a barrier while rank 0 evaluates on the whole test set.
+        dist.init_process_group("nccl" if target.type == "cuda" else "gloo", timeout=EVALUATION_TIMEOUT)
         owns = True
     return DistributedContext(rank, world_size, local_rank, target, owns)
 

@@ -139,8 +139,11 @@ def build_training_state(model: torch.nn.Module, config: TrainConfig, context: D
     return TrainingState(model, optimizer, build_scheduler(optimizer, schedule), scaler, iters_per_epoch)
 
 
-def check_run_folder(config: TrainConfig, paths: RunPaths) -> None:
-    """Refuse an `out_dir` holding a run of another config; otherwise record this config there."""
+def check_run_folder(config: TrainConfig, paths: RunPaths, record: bool = True) -> None:
+    """Refuse an `out_dir` holding a run of another config; otherwise record (`record`) this config there.
+
+    Every process checks, so that under torchrun all of them stop together on a foreign folder.
+    """
     current = config_to_dict(config)
     if paths.config.is_file():
         previous = yaml.safe_load(paths.config.read_text()) or {}
@@ -150,7 +153,8 @@ def check_run_folder(config: TrainConfig, paths: RunPaths) -> None:
             raise FileExistsError(
                 f"{paths.out_dir} holds a run with another config (differs in {changed}); "
                 "choose another out_dir or delete that one")
-    atomic_write_text(paths.config, yaml.safe_dump(current, sort_keys=False))
+    if record:
+        atomic_write_text(paths.config, yaml.safe_dump(current, sort_keys=False))
 
 
 def train(config: TrainConfig) -> Path:
@@ -168,8 +172,7 @@ def train(config: TrainConfig) -> Path:
 
 def _train(config: TrainConfig, context: DistributedContext) -> Path:
     paths = config.paths
-    if context.is_main:
-        check_run_folder(config, paths)
+    check_run_folder(config, paths, record=context.is_main)
     barrier(context)
     if paths.final_checkpoint.is_file():
         if context.is_main:
@@ -189,12 +192,17 @@ def _train(config: TrainConfig, context: DistributedContext) -> Path:
     progress = tqdm(total=stop_at, initial=state.iteration, desc=f"train {paths.out_dir.name}",
                     disable=not context.is_main, dynamic_ncols=True)
     window: list[StepRecord] = []
+    saved_at = state.iteration
 
     def checkpoint() -> None:
+        nonlocal saved_at
+        if saved_at == state.iteration:  # checkpoint_every may have just written this one
+            return
         rng_states = gather_objects(capture_rng_state(), context)  # every rank's streams, for exact resume
         if context.is_main:
             save_checkpoint(state.to_checkpoint(rng_states, config=config_to_dict(config),
                                                 category_ids=category_ids), paths.last_checkpoint)
+        saved_at = state.iteration
 
     def after_step(record: StepRecord) -> None:
         window.append(record)
