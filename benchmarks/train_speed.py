@@ -20,7 +20,6 @@ import platform
 import resource
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 

@@ -27,7 +27,6 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from tinysm.config import config_to_dict
