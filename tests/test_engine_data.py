@@ -72,3 +72,15 @@ def test_loader_batches_and_subset(external_and_target, tmp_path):
     assert sorted(seen) == [0, 1, 2, 3, 4]
     sampler.set_position(0, start=2)  # resuming after one batch: the rest of the same permutation
     assert [int(t["image_id"]) for _, targets in loader for t in targets] == seen[2:]
+
+
+def test_batches_do_not_depend_on_the_number_of_workers(external_and_target, tmp_path):
+    external, _ = external_and_target
+    epochs = {}
+    for workers in (0, 2):
+        loader, dataset, sampler, _ = build_training_data(
+            toy_config(external, tmp_path / f"w{workers}", workers=workers, batch_size=2), setup_distributed("cpu"))
+        dataset.set_epoch(1)
+        sampler.set_position(1)
+        epochs[workers] = [(t["image_id"], t["boxes"].tolist()) for _, targets in loader for t in targets]
+    assert epochs[0] == epochs[2]  # same order, same random flips
