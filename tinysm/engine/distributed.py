@@ -16,7 +16,6 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
 
-
 EVALUATION_TIMEOUT = timedelta(hours=2)
 
 
@@ -75,6 +74,7 @@ def cleanup_distributed(context: DistributedContext) -> None:
 
 
 def barrier(context: DistributedContext) -> None:
+    """Wait until every process gets here (nothing to wait for with one process)."""
     if context.distributed:
         dist.barrier()
 
