@@ -24,10 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from torchvision.io import encode_jpeg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tinysm.data.images import write_jpeg  # noqa: E402
 from tinysm.engine.config import train_config_from_mapping  # noqa: E402
 from tinysm.engine.data import build_training_data  # noqa: E402
 from tinysm.engine.distributed import setup_distributed  # noqa: E402
@@ -60,7 +60,7 @@ def write_frames(root: Path, count: int, boxes_per_tile: int = 20, seed: int = 0
                 pixels[:, corner[1] + y:corner[1] + y + h, corner[0] + x:corner[0] + x + w] = 1.0
                 annotations.append({"id": len(annotations), "image_id": tile_id, "category_id": 1,
                                     "bbox": [x, y, w, h], "area": w * h})
-        (root / "images" / name).write_bytes(encode_jpeg((pixels * 255).to(torch.uint8), quality=90).numpy())
+        write_jpeg((pixels * 255).to(torch.uint8), root / "images" / name, quality=90)
     path = root / "tiles.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations,
                                 "categories": [{"id": 1, "name": "person"}]}))

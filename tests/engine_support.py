@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 import torch
-from torchvision.io import write_png
 
+from tinysm.data.images import write_jpeg
 from tinysm.engine.config import TrainConfig, train_config_from_mapping
 
 
 def write_toy_dataset(root: Path, images: int = 8, size: tuple[int, int] = (96, 64),
                       category_ids: tuple[int, ...] = (1,), box_sides: tuple[int, int] = (6, 16),
                       seed: int = 0) -> Path:
-    """`images` PNGs (width, height = `size`) with 1–3 bright rectangles each, sides drawn from
+    """`images` JPEGs (width, height = `size`) with 1–3 bright rectangles each, sides drawn from
     [box_sides[0], box_sides[1]); returns the COCO file."""
     generator = torch.Generator().manual_seed(seed)
     width, height = size
@@ -31,8 +31,8 @@ def write_toy_dataset(root: Path, images: int = 8, size: tuple[int, int] = (96, 
             category = category_ids[len(annotations) % len(category_ids)]
             annotations.append({"id": len(annotations), "image_id": image_id, "category_id": category,
                                 "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
-        name = f"{image_id:03d}.png"
-        write_png(pixels, str(root / "images" / name))
+        name = f"{image_id:03d}.jpg"
+        write_jpeg(pixels, root / "images" / name)
         records.append({"id": image_id, "file_name": name, "width": width, "height": height})
     path = root / "annotations.json"
     categories = [{"id": i, "name": f"class{i}"} for i in category_ids]
