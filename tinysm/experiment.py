@@ -179,24 +179,28 @@ def load_trained_detector(checkpoint: Path, device: str = "auto"):
     return model.to(resolve_device(device))
 
 
+def evaluation_set(config: ExperimentConfig):
+    """The full test images the experiment is scored on, with their ground truth (SPEC §1.2, §6)."""
+    from tinysm.data.annotations import drop_dense_images, load_annotations
+    from tinysm.engine.data import first_images
+
+    data = ExperimentData.of(config)
+    # SPEC §1.2: dense images (> 200 boxes) are left out of evaluation.
+    test = drop_dense_images(load_annotations(data.tiny_set.test_annotations, data.tiny_set.test_images))
+    return first_images(test, config.max_test_images)
+
+
 def evaluate(config: ExperimentConfig, checkpoint: Path):
     """Tiled inference on the test set (SPEC §2.3), the TinyPerson metrics (SPEC §6), both recorded.
 
     Writes results.json, then metrics.json last; returns the evaluator's `TinyResult`.
     """
-    from tinysm.data.annotations import drop_dense_images, load_annotations
     from tinysm.data.datasets import DetectionDataset
     from tinysm.engine.predict import predict
     from tinysm.evaluation import evaluate_tiny
 
-    data = ExperimentData.of(config)
     start = time.monotonic()
-    # SPEC §1.2: dense images (> 200 boxes) are left out of evaluation.
-    test = drop_dense_images(load_annotations(data.tiny_set.test_annotations, data.tiny_set.test_images))
-    if config.max_test_images is not None:
-        kept = test.images[:config.max_test_images]
-        kept_ids = {image.id for image in kept}
-        test = test.with_annotations((a for a in test.annotations if a.image_id in kept_ids), kept)
+    test = evaluation_set(config)
     model = load_trained_detector(checkpoint, config.device)
     detections = predict(model, DetectionDataset(test), results_path=config.run_dir / "results.json")
     result = evaluate_tiny(test, detections, max_dets=config.max_dets)

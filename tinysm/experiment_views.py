@@ -9,7 +9,7 @@ import numpy as np
 
 from tinysm.data.annotations import CocoAnnotations, load_annotations
 from tinysm.data.datasets import DetectionDataset
-from tinysm.experiment import ExperimentData, scale_match_transform
+from tinysm.experiment import ExperimentData, evaluation_set, scale_match_transform
 from tinysm.experiment_config import ExperimentConfig
 from tinysm.plots.results import ImagePanel
 
@@ -84,13 +84,10 @@ class DetectionExample:
 
 def detection_example(config: ExperimentConfig) -> DetectionExample:
     """The evaluated test image with the most persons, with this run's detections on it."""
-    data = ExperimentData.of(config)
     detections = json.loads((config.run_dir / "results.json").read_text())
-    test = load_annotations(data.tiny_set.test_annotations, data.tiny_set.test_images)
-    evaluated = {d["image_id"] for d in detections} or {image.id for image in test.images}
+    test = evaluation_set(config)
     by_image = test.annotations_by_image
-    index = max((i for i, image in enumerate(test.images) if image.id in evaluated),
-                key=lambda i: sum(not a.is_ignored for a in by_image[test.images[i].id]))
+    index = max(range(len(test.images)), key=lambda i: sum(not a.is_ignored for a in by_image[test.images[i].id]))
     image, target = DetectionDataset(test)[index]
     image_id = test.images[index].id
     mine = [d for d in detections if d["image_id"] == image_id]

@@ -100,7 +100,9 @@ def execute_with_papermill(notebook: Path, output: Path, parameters: dict[str, A
 
     output.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(resolve(notebook)), str(output), parameters=parameters,
-                               kernel_name="python3", cwd=str(repo_root()), progress_bar=False)
+                               kernel_name="python3", cwd=str(repo_root()), progress_bar=False,
+                               # the kernel's start-up warnings would break the one-line-per-notebook log
+                               extra_arguments=["--IPKernelApp.log_level=ERROR"])
 
 
 def run_jobs(jobs: list[NotebookJob], force: bool = False, execute: Executor = execute_with_papermill,

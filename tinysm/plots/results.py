@@ -78,7 +78,7 @@ def plot_mr_fppi(curves: Curves, iou: float = 0.5, title: str = "") -> Figure:
         if not keep.any():
             continue
         ax.step(fppi[keep], miss_rate[keep], where="post", lw=1.5, label=name)
-    ax.set(xscale="log", yscale="log", xlim=(1e-2, 1e2), ylim=(1e-2, 1.05), xlabel="false positives per image",
+    ax.set(xscale="log", yscale="log", xlim=(1e-2, 1e1), ylim=(1e-2, 1.05), xlabel="false positives per image",
            ylabel="miss rate", title=title or f"miss rate–FPPI at IoU {iou:g}")
     ax.axvspan(1e-2, 1e0, color="0.9", zorder=0, label="MR averaging range")
     ax.grid(alpha=0.3, which="both")
