@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from tinysm.data.annotations import CocoAnnotations, load_annotations
 from tinysm.data.datasets import DetectionDataset
@@ -20,6 +21,7 @@ def _spread(count: int, total: int) -> list[int]:
 
 
 def _with_boxes(annotations: CocoAnnotations) -> list[int]:
+    """Indices of the images that hold at least one regular box."""
     by_image = annotations.annotations_by_image
     return [i for i, image in enumerate(annotations.images) if any(not a.is_ignored for a in by_image[image.id])]
 
@@ -51,7 +53,11 @@ def scale_matched_images(config: ExperimentConfig, count: int = 3) -> list[Image
     panels = []
     for index in (candidates[i] for i in _spread(count, len(candidates))):
         image, target = dataset[index]
-        matched, matched_target = transform(image, target)
+        # SM draws from a stream seeded by torch's seed: fix it here, and only here, so the figure
+        # is the same on every run of the notebook.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + index)
+            matched, matched_target = transform(image, target)
         height, width = image.shape[-2:]
         boxes, new_boxes = target["boxes"].numpy(), matched_target["boxes"].numpy()
         scale = matched.shape[-1] / width
