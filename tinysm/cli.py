@@ -21,12 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "detectors, TinyPerson evaluation and the paper's experiments.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"tinysm.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"tinysm.commands.{name}":
-                raise
-            continue  # a command whose module is not part of this build
+        module = importlib.import_module(f"tinysm.commands.{name}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.configure(sub)
         sub.set_defaults(handler=module.run)
