@@ -125,20 +125,25 @@ def time_tinysm_loaded(gt_path: Path, results_path: Path) -> Stopwatch:
     return watch
 
 
-def time_pycocotools(gt_path: Path, results_path: Path) -> Stopwatch:
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
+def time_coco_style(coco_class: type, eval_class: type, gt_path: Path, results_path: Path) -> Stopwatch:
+    """evaluate()+accumulate() of a pycocotools-style evaluator, files loaded before the clock starts."""
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "annotation id 0": the official files start ids at 0 too
-        gt = COCO(str(gt_path))
+        gt = coco_class(str(gt_path))
         dt = gt.loadRes(str(results_path))
-        evaluator = COCOeval(gt, dt, "bbox")
+        evaluator = eval_class(gt, dt, "bbox")
         configure_coco_params(evaluator.params)
         with Stopwatch() as watch:
             evaluator.evaluate()
             evaluator.accumulate()
     return watch
+
+
+def time_pycocotools(gt_path: Path, results_path: Path) -> Stopwatch:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    return time_coco_style(COCO, COCOeval, gt_path, results_path)
 
 
 def time_faster_coco_eval(gt_path: Path, results_path: Path) -> Stopwatch | str:
@@ -146,16 +151,7 @@ def time_faster_coco_eval(gt_path: Path, results_path: Path) -> Stopwatch | str:
         from faster_coco_eval import COCO, COCOeval_faster
     except ImportError:
         return "not installed (pip install faster-coco-eval)"
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        gt = COCO(str(gt_path))
-        dt = gt.loadRes(str(results_path))
-        evaluator = COCOeval_faster(gt, dt, "bbox")
-        configure_coco_params(evaluator.params)
-        with Stopwatch() as watch:
-            evaluator.evaluate()
-            evaluator.accumulate()
-    return watch
+    return time_coco_style(COCO, COCOeval_faster, gt_path, results_path)
 
 
 def main() -> int:
