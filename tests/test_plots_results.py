@@ -78,3 +78,17 @@ def test_training_curves_one_line_per_stage(tmp_path):
 def test_save_figure_follows_the_suffix(tmp_path, suffix, magic):
     path = save_figure(plot_ap_bars(["a"], [1.0], [2.0]), tmp_path / f"bars{suffix}")
     assert path.read_bytes().startswith(magic)
+
+
+def test_saving_the_same_figure_twice_gives_identical_files(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from tinysm.plots.results import save_figure
+
+    contents = []
+    for _ in range(2):
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3])
+        contents.append(save_figure(fig, tmp_path / "f.pdf").read_bytes())
+        plt.close(fig)
+    assert contents[0] == contents[1] and contents[0].startswith(b"%PDF")

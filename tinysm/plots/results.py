@@ -22,10 +22,16 @@ GT_COLOR, IGNORE_COLOR, DET_COLOR = "#2ca02c", "#ffbf00", "#d62728"
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
-    """Write `fig` atomically in the format of the file's suffix (png, pdf, svg)."""
+    """Write `fig` atomically in the format of the file's suffix (png, pdf, svg).
+
+    PDFs get no creation date, so re-rendering the same figure gives the same bytes (the
+    committed figures/ do not change on every run).
+    """
     path = Path(path)
+    fmt = path.suffix.lstrip(".")
+    metadata = {"CreationDate": None} if fmt == "pdf" else None
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
     return path
 
 
