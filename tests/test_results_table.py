@@ -11,11 +11,11 @@ from tinysm.experiment_config import PAPER_ROWS
 from tinysm.results_table import collect_metrics, results_table, save_results_table, to_markdown
 
 
-def write_run(runs, name, metrics, data_root="data/synthetic"):
+def write_run(runs, name, metrics, data_root="data/synthetic", **record):
     folder = runs / name
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps({"experiment": name, "data_root": data_root,
-                                                     "metrics": metrics}))
+                                                     "metrics": metrics, **record}))
 
 
 def test_table_has_every_paper_row_in_the_seeds_order_with_delta(tmp_path):
@@ -50,6 +50,15 @@ def test_markdown_groups_by_detector_and_writes_missing(tmp_path):
     assert cells["exp4.0"][3:6] == ["12.35", "50.85", "-38.51"]  # ours, published, signed Δ
     assert cells["exp4.0"][7] == "–"  # undefined AP75_tiny
     assert cells["exp4.1"][3] == "missing" and set(cells["exp4.1"][5:12]) == {""}
+
+
+def test_backbone_column_says_how_the_backbone_started(tmp_path):
+    write_run(tmp_path, "exp1.2", {"AP50_tiny": 1.0}, backbone="resnet18", imagenet_weights=False)
+    write_run(tmp_path, "exp2.3", {"AP50_tiny": 2.0}, backbone="resnet50", imagenet_weights=True)
+    write_run(tmp_path, "exp5.1", {"AP50_tiny": 3.0})  # a record from before the column existed
+    table = results_table(collect_metrics(tmp_path)).set_index("experiment")["backbone"]
+    assert (table["exp1.2"], table["exp2.3"], table["exp5.1"], table["exp4.0"]) == (
+        "resnet18, random init", "resnet50, ImageNet", "?", "")
 
 
 def test_runs_outside_the_paper_follow_its_rows(tmp_path):

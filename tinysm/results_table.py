@@ -47,6 +47,15 @@ def _value(metrics: dict, key: str) -> float:
     return float("nan") if value is None or value < 0 else float(value)
 
 
+def _backbone(record: dict | None) -> str:
+    """How the run's backbone started: the paper's rows assume ImageNet weights, CPU runs have none."""
+    if not record:
+        return ""
+    if "backbone" not in record:
+        return "?"
+    return f"{record['backbone']}, {'ImageNet' if record.get('imagenet_weights') else 'random init'}"
+
+
 def results_table(records: dict[str, dict]) -> pd.DataFrame:
     """One row per paper experiment (SPEC §8 order, grouped by detector), then any other run."""
     names = list(PAPER_ROWS) + sorted(set(records) - set(PAPER_ROWS))
@@ -64,6 +73,7 @@ def results_table(records: dict[str, dict]) -> pd.DataFrame:
             "AP50_tiny ours": ours, "published": published, "Δ": ours - published,
             **{key: _value(metrics, key) for key in DETAIL_METRICS},
             "data": record.get("data_root", "?") if record else "missing",
+            "backbone": _backbone(record),
         })
     return pd.DataFrame(rows)
 
