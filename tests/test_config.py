@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from tinysm.config import ConfigError, config_from_mapping, config_to_dict, load_config
+from tinysm.config import ConfigError, InvalidValue, config_from_mapping, config_to_dict, load_config
 from tinysm.paths import repo_root, resolve
 
 
@@ -64,3 +64,22 @@ def test_paths_resolve_from_the_repository_root(tmp_path, monkeypatch):
     assert (repo_root() / "pyproject.toml").is_file()
     assert resolve("params/x.yaml") == repo_root() / "params/x.yaml"
     assert resolve(tmp_path / "abs") == tmp_path / "abs"
+
+
+@dataclass
+class Checked:
+    epochs: int = 1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise InvalidValue(f"'epochs' must be at least 1, got {self.epochs}")
+
+
+def test_post_init_errors_get_the_source_added(tmp_path):
+    with pytest.raises(ConfigError, match=r"^params/x\.yaml: 'epochs' must be at least 1, got 0$"):
+        config_from_mapping(Checked, {"epochs": 0}, "params/x.yaml")
+    path = tmp_path / "x.yaml"
+    path.write_text("epochs: -2\n")
+    with pytest.raises(ConfigError, match=r"x\.yaml: 'epochs' must be at least 1, got -2$") as info:
+        load_config(Checked, path)
+    assert str(info.value).startswith(str(path))

@@ -22,6 +22,11 @@ class ConfigError(ValueError):
     """A params file or mapping that does not fit its config class."""
 
 
+class InvalidValue(ConfigError):
+    """A value of the right type that the config cannot run with, raised by a config's
+    `__post_init__` without knowing the source; `config_from_mapping` adds the source."""
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -96,7 +101,10 @@ def config_from_mapping(cls: type[C], values: Mapping[str, Any], where: str = "<
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"{where}: missing required key(s) {missing}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except InvalidValue as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def load_config(cls: type[C], path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> C:

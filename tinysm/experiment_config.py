@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Literal, Mapping, NamedTuple
 
-from tinysm.config import ConfigError, config_from_mapping
+from tinysm.config import InvalidValue, config_from_mapping
 from tinysm.paths import resolve
 
 
@@ -80,16 +80,15 @@ class ExperimentConfig:
     overwrite: bool = False                      # replace a finished run of the same name
 
     def __post_init__(self) -> None:
-        where = f"experiment {self.experiment!r}"
         if not self.experiment or "/" in self.experiment:
-            raise ConfigError(f"{where}: 'experiment' must be a plain folder name")
+            raise InvalidValue(f"'experiment' must be a plain folder name, got {self.experiment!r}")
         for key in ("gpus", "epochs", "batch_size", "pretrain_epochs", "pretrain_batch_size", "sm_bins",
                     "fpn_channels", "log_every"):
             if getattr(self, key) < 1:
-                raise ConfigError(f"{where}: '{key}' must be at least 1, got {getattr(self, key)}")
+                raise InvalidValue(f"'{key}' must be at least 1, got {getattr(self, key)}")
         lo, hi = self.sm_scale_range if len(self.sm_scale_range) == 2 else (None, None)
         if lo is None or not 0 < lo < hi:
-            raise ConfigError(f"{where}: 'sm_scale_range' must be [low, high] with 0 < low < high, "
+            raise InvalidValue("'sm_scale_range' must be [low, high] with 0 < low < high, "
                               f"got {self.sm_scale_range}")
 
     @property

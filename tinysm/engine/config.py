@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from tinysm.config import ConfigError, config_from_mapping, load_config
+from tinysm.config import InvalidValue, config_from_mapping, load_config
 from tinysm.paths import resolve
 
 DetectorName = Literal["faster_fpn", "adaptive_retinanet"]
@@ -117,10 +117,6 @@ class RunPaths:
         return self.out_dir / "metrics.jsonl"
 
 
-class InvalidValue(ConfigError):
-    """A value of the right type that the recipe cannot run with; the loaders add the file's name."""
-
-
 def _require(ok: bool, key: str, problem: str, value: Any) -> None:
     if not ok:
         raise InvalidValue(f"'{key}' {problem}" + ("" if value is None else f", got {value!r}"))
@@ -128,15 +124,9 @@ def _require(ok: bool, key: str, problem: str, value: Any) -> None:
 
 def train_config_from_mapping(values: Mapping[str, Any], where: str = "<train config>") -> TrainConfig:
     """A validated `TrainConfig` from a flat mapping (e.g. built by tinysm.experiment)."""
-    try:
-        return config_from_mapping(TrainConfig, values, where)
-    except InvalidValue as err:
-        raise ConfigError(f"{where}: {err}") from None
+    return config_from_mapping(TrainConfig, values, where)
 
 
 def load_train_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """A validated `TrainConfig` from a YAML file, with optional overrides on top."""
-    try:
-        return load_config(TrainConfig, path, overrides)
-    except InvalidValue as err:
-        raise ConfigError(f"{path}: {err}") from None
+    return load_config(TrainConfig, path, overrides)
