@@ -14,11 +14,15 @@ from PIL import Image
 from tinysm.io import atomic_path
 
 
+def read_rgb_array(path: str | os.PathLike) -> np.ndarray:
+    """The image at `path` as a uint8 RGB array of shape H×W×3 (for plotting)."""
+    with Image.open(path) as image:
+        return np.array(image.convert("RGB"))
+
+
 def read_rgb(path: str | os.PathLike) -> torch.Tensor:
     """The image at `path` as a uint8 RGB tensor of shape 3×H×W."""
-    with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+    return torch.from_numpy(read_rgb_array(path)).permute(2, 0, 1)
 
 
 def write_jpeg(pixels: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from tinysm.data.annotations import BoxAnnotation, CocoAnnotations, load_annotations
+from tinysm.data.images import read_rgb_array
 from tinysm.data.layout import CocoLayout, TinyPersonLayout
 from tinysm.io import atomic_path
 
@@ -78,7 +78,7 @@ def save_examples_figure(tiny_set: TinyPersonLayout, coco: CocoLayout, path: str
     grid = figure.add_gridspec(rows + 2, columns, height_ratios=[1] * rows + [1.5, 1.5])
     for i, ann in enumerate(examples):
         image = test.image_by_id[ann.image_id]
-        pixels = np.asarray(Image.open(tiny_set.test_images / image.file_name).convert("RGB"))
+        pixels = read_rgb_array(tiny_set.test_images / image.file_name)
         crop, offset = _crop(pixels, ann)
         axis = figure.add_subplot(grid[i // columns, i % columns])
         axis.imshow(crop, interpolation="nearest")
@@ -90,14 +90,14 @@ def save_examples_figure(tiny_set: TinyPersonLayout, coco: CocoLayout, path: str
     frame = max(test.images, key=lambda im: sum(_kind(a) == "regular" for a in test.annotations_by_image[im.id])
                 if not any(a.in_dense_image for a in test.annotations_by_image[im.id]) else -1)
     axis = figure.add_subplot(grid[rows:, :4])
-    axis.imshow(np.asarray(Image.open(tiny_set.test_images / frame.file_name).convert("RGB")))
+    axis.imshow(read_rgb_array(tiny_set.test_images / frame.file_name))
     _draw_boxes(axis, test.annotations_by_image[frame.id], linewidth=0.4)
     axis.set_title(f"a whole {frame.width}×{frame.height} test frame ({frame.file_name})", fontsize=8)
     axis.axis("off")
     names = {c["id"]: c["name"] for c in coco_val.categories}
     for slot, image in zip((grid[rows, 4:], grid[rows + 1, 4:]), coco_val.images[:2]):
         axis = figure.add_subplot(slot)
-        axis.imshow(np.asarray(Image.open(coco.images("val2017") / image.file_name).convert("RGB")))
+        axis.imshow(read_rgb_array(coco.images("val2017") / image.file_name))
         _draw_boxes(axis, coco_val.annotations_by_image[image.id], labels=names)
         axis.set_title(f"COCO-like {image.width}×{image.height}", fontsize=8)
         axis.axis("off")
