@@ -206,7 +206,8 @@ def evaluate(config: ExperimentConfig, checkpoint: Path):
     result = evaluate_tiny(test, detections, max_dets=config.max_dets)
     record = {
         "experiment": config.experiment, "detector": config.detector, "pretrain": config.pretrain,
-        "backbone": config.backbone, "imagenet_weights": config.imagenet_weights, "data_root": config.data_root, "test_images": len(test.images), "checkpoint": str(checkpoint),
+        "backbone": config.backbone, "imagenet_weights": config.imagenet_weights,
+        "data_root": config.data_root, "test_images": len(test.images), "checkpoint": str(checkpoint),
         "evaluation_seconds": time.monotonic() - start, "metrics": result.metrics,
     }
     atomic_write_json(config.run_dir / "metrics.json", record)
