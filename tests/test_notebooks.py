@@ -113,3 +113,19 @@ def test_smoke_reproduce_writes_the_figures_and_the_table(smoke_run):
     csv_lines = (figures / "results_table.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(PAPER_ROWS)
 
+
+
+@pytest.mark.slow
+def test_run_experiment_without_the_notebook_gives_the_notebooks_metrics(smoke_run):
+    from tinysm.config import load_config
+    from tinysm.experiment import run_experiment
+
+    root = smoke_run
+    name = SMOKE_EXPERIMENTS[0]
+    config = load_config(ExperimentConfig, root / "params" / f"{name}.yaml", {"runs_dir": str(root / "api-runs")})
+    metrics = run_experiment(config)
+    # Same params, same seed, CPU: the notebook-free path must reproduce the notebook's run exactly.
+    assert metrics == json.loads((root / "runs" / name / "metrics.json").read_text())["metrics"]
+    assert json.loads((root / "api-runs" / name / "metrics.json").read_text())["metrics"] == metrics
+    with pytest.raises(FileExistsError, match="holds a finished run"):
+        run_experiment(config)
