@@ -1,6 +1,9 @@
 """The same entry point under torchrun: 2 CPU processes (gloo) against 1 process on the same
-global batch (issue 5 item 6). Adaptive RetinaNet's loss is a mean over images, so the
-processes' mean loss equals the 1-process loss, and DDP's averaged gradients give the same step.
+global batch (issue 5 item 6). With torchvision's per-image loss normalisation, Adaptive
+RetinaNet's loss is a mean over images, so the processes' mean loss equals the 1-process loss, and
+DDP's averaged gradients give the same step. That needs frozen BatchNorm, so the backbone comes
+from a weights file: a from-scratch model normalises with each process's own batch statistics, and
+the reference's per-process-batch loss normaliser (SPEC §7.1) is by design not split-invariant.
 """
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
+from torchvision.models import get_model
 
 from engine_support import one_torch_thread, toy_config, write_toy_dataset  # noqa: F401 (autouse fixture)
 from tinysm.config import config_to_dict
@@ -20,8 +25,11 @@ from tinysm.engine.train import train
 def test_two_process_torchrun_matches_one_process_on_the_same_global_batch(tmp_path):
     data = tmp_path / "data"
     write_toy_dataset(data, images=4, size=(64, 64))
-    common = dict(epochs=1, milestones=[1], warmup_iters=0, max_iters=2,
-                  detector_options={"fpn_channels": 32})
+    weights = tmp_path / "resnet18.pth"
+    torch.manual_seed(0)
+    torch.save(get_model("resnet18", weights=None).state_dict(), weights)
+    common = dict(epochs=1, milestones=[1], warmup_iters=0, max_iters=2, backbone_weights=str(weights),
+                  detector_options={"fpn_channels": 32, "loss_normalisation": "image"})
     single = toy_config(data, tmp_path / "one", batch_size=2, **common)
     train(single)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,13 +53,49 @@ def test_backbone_sees_the_tile_at_native_scale(name, training):
 
 @pytest.mark.parametrize("name", DETECTORS)
 def test_stem_layer1_and_every_batchnorm_frozen_without_weights(name):
-    # torchvision switches to trainable BatchNorm when weights_backbone=None; SPEC §7 freezes it always.
+    # torchvision switches to trainable BatchNorm when weights_backbone=None; SPEC §7 freezes it
+    # whenever pre-trained tensors will be loaded, which is the default.
     model = small_detector(name)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.body.modules())
     for parameter_name, parameter in model.backbone.body.named_parameters():
         assert parameter.requires_grad == parameter_name.startswith(("layer2", "layer3", "layer4")), parameter_name
     assert all(p.requires_grad for p in model.backbone.fpn.parameters())
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_from_scratch_trains_batchnorm_and_every_stage(name):
+    model = small_detector(name, from_scratch=True)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+    norms = [m for m in model.backbone.body.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 1 + 2 * 8 + 3  # stem, 2 in each of resnet18's 8 blocks, 3 downsamples
+    assert all(p.requires_grad for p in model.parameters())
+    model.train()
+    model.backbone.body.bn1(torch.full((2, 64, 4, 4), 3.0))  # batch statistics move the running mean
+    assert float(model.backbone.body.bn1.running_mean[0]) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="from_scratch contradicts backbone_weights='imagenet'"):
+        small_detector(name, from_scratch=True, backbone_weights="imagenet")
+
+
+def test_retinanet_losses_are_divided_by_the_positives_of_the_whole_batch():
+    """Two images of 4 anchors (one class), every logit 0 (p = 0.5) and every anchor equal to its GT,
+    so by hand: focal loss 0.25·0.5²·ln2 per positive, 0.75·0.5²·ln2 per negative, L1 = Σ|deltas|."""
+    model = small_detector("adaptive_retinanet")
+    boxes = torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50], [60, 60, 70, 70]])
+    targets = [{"boxes": boxes[:1], "labels": torch.tensor([0])}, {"boxes": boxes[:2], "labels": torch.tensor([0, 0])}]
+    # image 0: anchor 0 positive, 1-2 negative, 3 between the thresholds; image 1: three positives, one negative
+    matched = [torch.tensor([0, -1, -1, -2]), torch.tensor([0, 1, 0, -1])]
+    outputs = {"cls_logits": torch.zeros(2, 4, 1), "bbox_regression": torch.full((2, 4, 4), 0.1)}
+    anchors = [boxes, torch.stack([boxes[0], boxes[1], boxes[0], boxes[3]])]
+    losses = model.head.compute_loss(targets, outputs, anchors, matched)
+    positive, negative = 0.25 * 0.25 * math.log(2), 0.75 * 0.25 * math.log(2)
+    assert float(losses["classification"]) == pytest.approx((4 * positive + 3 * negative) / (1 + 3))
+    assert float(losses["bbox_regression"]) == pytest.approx(4 * 0.4 / (1 + 3))
+    # torchvision's per-image normalisation, the documented alternative, gives another number
+    per_image = small_detector("adaptive_retinanet", loss_normalisation="image")
+    torchvision_losses = per_image.head.compute_loss(targets, outputs, anchors, matched)
+    expected = ((positive + 2 * negative) / 1 + (3 * positive + negative) / 3) / 2
+    assert float(torchvision_losses["classification"]) == pytest.approx(expected)
 
 
 def test_faster_fpn_anchors_and_levels():
@@ -247,19 +284,56 @@ def test_backbone_weights_errors_name_the_file(tmp_path):
         build_detector("faster_fpn", 1, backbone="resnet18", backbone_weights=wrong)
 
 
-def test_imagenet_weights_offline_say_how_to_pass_a_local_file(monkeypatch):
-    def offline(url, **kwargs):
+@pytest.fixture
+def hub_dir(tmp_path, monkeypatch) -> Path:
+    """An empty torch hub cache; returns where resnet18's ImageNet file would be cached."""
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    return tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+
+
+def test_imagenet_weights_offline_say_how_to_pass_a_local_file(monkeypatch, hub_dir):
+    def offline(url, dst, **kwargs):
         raise urllib.error.URLError("no network")
-    monkeypatch.setattr(backbone_module, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(ValueError, match=r"resnet18-f37072fd\.pth.*backbone_weights='/path/to/resnet18-f37072fd\.pth'"):
         build_detector("faster_fpn", 1, backbone="resnet18", backbone_weights="imagenet")
 
 
-def test_imagenet_weights_come_from_torchvisions_enum(monkeypatch):
+def test_imagenet_weights_come_from_torchvisions_enum(monkeypatch, hub_dir):
     reference = get_model("resnet18", weights=None).state_dict()
     requested = []
-    monkeypatch.setattr(backbone_module, "load_state_dict_from_url",
-                        lambda url, **kwargs: requested.append(url) or reference)
+
+    def download(url, dst, hash_prefix=None, **kwargs):
+        requested.append((url, hash_prefix))
+        torch.save(reference, dst)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    monkeypatch.setattr(backbone_module, "sha256_of", lambda path: "f37072fd" + "0" * 56)  # a real download's hash
     model = small_detector("adaptive_retinanet", backbone_weights="imagenet")
-    assert requested == ["https://download.pytorch.org/models/resnet18-f37072fd.pth"]
+    assert requested == [("https://download.pytorch.org/models/resnet18-f37072fd.pth", "f37072fd")]
     torch.testing.assert_close(model.backbone.body.conv1.weight, reference["conv1.weight"])
+
+
+class PlantedPayload:
+    """Unpickling this object creates the file `marker` (a stand-in for arbitrary code)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("hash_matches", [False, True], ids=["hash-checked", "hash-forged"])
+def test_a_pickle_planted_in_the_hub_cache_never_runs(monkeypatch, hub_dir, tmp_path, hash_matches):
+    marker = tmp_path / "code-ran"
+    hub_dir.parent.mkdir(parents=True)
+    torch.save({"conv1.weight": PlantedPayload(marker)}, hub_dir)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("the cached file exists"))
+    if hash_matches:  # even a file that passed the hash check is loaded with weights_only=True
+        monkeypatch.setattr(backbone_module, "sha256_of", lambda path: "f37072fd" + "0" * 56)
+    problem = "cannot be read as a PyTorch weights file" if hash_matches else "does not start with the 'f37072fd'"
+    with pytest.raises(ValueError, match=f"resnet18-f37072fd.pth: .*{problem}"):
+        build_detector("faster_fpn", 1, backbone="resnet18", backbone_weights="imagenet")
+    assert not marker.exists()
+    torch.load(hub_dir, weights_only=False)  # the payload is live: unpickled in full, it runs
+    assert marker.exists()

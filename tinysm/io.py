@@ -33,6 +33,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def refuse_input_as_output(output: str | os.PathLike, inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Raise FileExistsError when `output` is, after following symbolic links, one of the named
+    `inputs` (name -> path; None entries are skipped): writing it would destroy that input."""
+    target = Path(output).resolve()
+    for name, path in inputs.items():
+        if path is not None and Path(path).resolve() == target:
+            raise FileExistsError(f"{output}: is the {name} ({path}); writing it would destroy that input, "
+                                  "choose another output path")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

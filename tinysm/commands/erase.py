@@ -14,13 +14,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from tinysm.data.annotations import load_annotations
     from tinysm.data.erase import write_erased_dataset
 
-    if Path(args.out_root).resolve() == Path(args.image_root).resolve():
-        raise ValueError(f"out_root {args.out_root} is the image root: erasing in place would destroy the originals")
     annotations = load_annotations(args.annotations, image_root=args.image_root, check_files=True)
     erased = write_erased_dataset(annotations, args.image_root, args.out_root, args.annotations_out)
     removed = len(annotations.annotations) - len(erased.annotations)

@@ -24,10 +24,13 @@ def run(args: argparse.Namespace) -> int:
     from tinysm.data.annotations import load_annotations
     from tinysm.data.merge import MergeConfig, merge_tile_detections
     from tinysm.evaluation import evaluate_tiny
-    from tinysm.io import atomic_write_json
+    from tinysm.io import atomic_write_json, refuse_input_as_output
 
     if args.max_dets < 1:
         raise ValueError(f"--max-dets must be a positive integer, got {args.max_dets}")
+    if args.json:
+        refuse_input_as_output(args.json, {"ground-truth file": args.gt, "results file": args.results,
+                                           "tile annotation file": args.merge_tiles})
     gt = load_annotations(args.gt)
     detections = args.results
     if args.merge_tiles:

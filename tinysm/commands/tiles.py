@@ -20,7 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tinysm.data.annotations import load_annotations, save_annotations
     from tinysm.data.tiles import cut_tiles
+    from tinysm.io import refuse_input_as_output
 
+    refuse_input_as_output(args.output, {"input annotation file": args.input})
     full = load_annotations(args.input)
     tiles = cut_tiles(full, tuple(args.tile), tuple(args.overlap), args.keep_ratio, args.keep_empty)
     save_annotations(tiles, args.output)

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from tinysm.data.annotations import CocoAnnotations, drop_ignored_boxes, save_annotations
 from tinysm.data.images import read_rgb, write_jpeg
+from tinysm.io import refuse_input_as_output
 
 
 def region_pixels(box_xyxy: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
@@ -56,11 +57,24 @@ class EraseIgnoredRegions:
         return erased, target
 
 
+def refuse_erasing_inputs(annotations: CocoAnnotations, image_root: Path, out_root: Path,
+                          out_annotations: str | Path | None) -> None:
+    """Raise FileExistsError when an output would land on an input: an erased copy on its own
+    original (the same folder, or one reaching it through a symbolic link), or the annotation output
+    on the annotation file read."""
+    if out_annotations is not None:
+        refuse_input_as_output(out_annotations, {"input annotation file": annotations.source})
+    for image in annotations.images:
+        refuse_input_as_output(out_root / image.file_name, {f"original image of image id {image.id}":
+                                                            image_root / image.file_name})
+
+
 def write_erased_dataset(annotations: CocoAnnotations, image_root: str | Path, out_root: str | Path,
                          out_annotations: str | Path | None = None, quality: int = 95) -> CocoAnnotations:
     """Write erased copies of every image under `out_root` (same relative file names) and return
-    (and optionally save) the annotations without ignore/uncertain boxes."""
+    (and optionally save) the annotations without ignore/uncertain boxes; never over an input."""
     image_root, out_root = Path(image_root), Path(out_root)
+    refuse_erasing_inputs(annotations, image_root, out_root, out_annotations)  # before anything is written
     for image in tqdm(annotations.images, desc="erase", unit="img"):
         boxes = [a.bbox for a in annotations.annotations_by_image[image.id] if a.ignore or a.uncertain]
         pixels = read_rgb(image_root / image.file_name)

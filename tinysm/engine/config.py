@@ -86,6 +86,11 @@ class TrainConfig:
                  "eval_images", "and eval_annotations go together", self.eval_images)
 
     @property
+    def from_scratch(self) -> bool:
+        """No pre-trained tensor reaches this stage's model (see `trains_from_scratch`)."""
+        return trains_from_scratch(self.backbone_weights, self.init_from)
+
+    @property
     def paths(self) -> "RunPaths":
         """Where this stage writes (absolute)."""
         return RunPaths(resolve(self.out_dir))
@@ -115,6 +120,13 @@ class RunPaths:
     def metrics(self) -> Path:
         """JSON lines: one training record every `log_every` iterations, one per evaluation."""
         return self.out_dir / "metrics.jsonl"
+
+
+def trains_from_scratch(backbone_weights: str | None, init_from: Path | str | None) -> bool:
+    """True when a stage loads neither backbone weights nor a pre-trained checkpoint: its detector is
+    then built with trainable BatchNorm and no frozen stage (`tinysm.models.backbone`), the ImageNet
+    conventions of SPEC §7 being kept whenever pre-trained tensors are loaded."""
+    return backbone_weights is None and init_from is None
 
 
 def _require(ok: bool, key: str, problem: str, value: Any) -> None:

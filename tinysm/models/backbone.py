@@ -1,19 +1,25 @@
 """ResNet + FPN backbones with the paper's freezing: stem, layer1 and every BatchNorm (SPEC §7).
 
-Weights: "imagenet" (torchvision's IMAGENET1K_V1 enum, downloaded once into the torch hub cache),
-a local file holding a torchvision ResNet state_dict, or None (random init). BatchNorm stays frozen
-in every case: torchvision's builders quietly switch to trainable BatchNorm when no weights are
-given, which changes the model between a CPU smoke run and a paper run.
+Weights: "imagenet" (torchvision's IMAGENET1K_V1 enum, read from the torch hub cache or downloaded
+once), a local file holding a torchvision ResNet state_dict, or None (random init).
+
+Two conventions, chosen explicitly by the caller (never guessed from `weights`, as torchvision's
+builders do, because a model that will receive pre-trained tensors later is built with None too):
+- pre-trained (the default): SPEC §7's ImageNet fine-tuning rules, stem and layer1 frozen and every
+  BatchNorm a `FrozenBatchNorm2d`;
+- `from_scratch`: no pre-trained tensor ever reaches the model, so those rules would freeze random
+  values and leave a deep network with no normalisation at all (identity statistics), which trains
+  unstably; instead every stage trains and BatchNorm normalises with batch statistics.
 """
 from __future__ import annotations
 
+import hashlib
 import urllib.error
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
-from torch.hub import load_state_dict_from_url
 from torchvision.models import ResNet, get_model, get_model_weights
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import FrozenBatchNorm2d
@@ -45,16 +51,41 @@ def load_resnet_weights(resnet: ResNet, name: str, weights: str | Path | None) -
 
 
 def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """torchvision's IMAGENET1K_V1 weights of `name`, from the hub cache or downloaded once."""
-    enum = get_model_weights(name).IMAGENET1K_V1
-    try:
-        return load_state_dict_from_url(enum.url, progress=True, check_hash=True)
-    except (urllib.error.URLError, OSError) as error:
-        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-        raise ValueError(
-            f"backbone_weights='imagenet': cannot download {enum.url} ({error}). Offline, fetch that file "
-            f"elsewhere and either put it at {cache} or pass backbone_weights='/path/to/{Path(enum.url).name}'"
-        ) from None
+    """torchvision's IMAGENET1K_V1 weights of `name`, from the hub cache or downloaded once.
+
+    Never unpickles code: the file is read with `weights_only=True` (torch's own
+    `load_state_dict_from_url` would unpickle a planted cache file in full), and a cached file must
+    match the SHA-256 prefix its name carries, as a download is checked.
+    """
+    url = get_model_weights(name).IMAGENET1K_V1.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if not cached.is_file():
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(cached), hash_prefix=file_hash_prefix(cached), progress=True)
+        except (urllib.error.URLError, OSError) as error:
+            raise ValueError(
+                f"backbone_weights='imagenet': cannot download {url} ({error}). Offline, fetch that file "
+                f"elsewhere and either put it at {cached} or pass backbone_weights='/path/to/{cached.name}'"
+            ) from None
+    if not sha256_of(cached).startswith(file_hash_prefix(cached)):
+        raise ValueError(f"{cached}: its SHA-256 does not start with the {file_hash_prefix(cached)!r} its name "
+                         f"promises; it is not torchvision's file (delete it, then download {url} again)")
+    return local_state_dict(cached)
+
+
+def file_hash_prefix(path: Path) -> str:
+    """The SHA-256 prefix in a torchvision weights file name: "resnet50-0676ba61.pth" -> "0676ba61"."""
+    return path.stem.rsplit("-", 1)[-1]
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def local_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -74,17 +105,19 @@ def local_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
-                     p6: Literal["maxpool_p5", "conv_c5"] = "maxpool_p5") -> BackboneWithFPN:
-    """ResNet C2..C5 + FPN P2..P6, stem/layer1/BatchNorm frozen (SPEC §7).
+                     p6: Literal["maxpool_p5", "conv_c5"] = "maxpool_p5", from_scratch: bool = False) -> BackboneWithFPN:
+    """ResNet C2..C5 + FPN P2..P6, stem/layer1/BatchNorm frozen (SPEC §7) unless `from_scratch`.
 
     P6 is a stride-2 subsample of P5 (Faster-FPN) or a 3×3 stride-2 conv on C5 (Adaptive RetinaNet).
     """
     if name not in RESNETS:
         raise ValueError(f"backbone must be one of {RESNETS}, got {name!r}")
-    resnet = get_model(name, weights=None, norm_layer=FrozenBatchNorm2d)
+    if from_scratch and weights is not None:
+        raise ValueError(f"from_scratch contradicts backbone_weights={str(weights)!r}")
+    resnet = get_model(name, weights=None, norm_layer=nn.BatchNorm2d if from_scratch else FrozenBatchNorm2d)
     load_resnet_weights(resnet, name, weights)
     for parameter_name, parameter in resnet.named_parameters():
-        parameter.requires_grad_(parameter_name.startswith(TRAINABLE_STAGES))
+        parameter.requires_grad_(from_scratch or parameter_name.startswith(TRAINABLE_STAGES))
     channels = [block_out_channels(getattr(resnet, layer)) for layer in RESNET_LAYERS]
     if p6 == "maxpool_p5":
         extra_block: ExtraFPNBlock = LastLevelMaxPool()

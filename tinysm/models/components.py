@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchvision.models.detection._utils import BoxCoder, Matcher
+from torchvision.models.detection._utils import BoxCoder, Matcher, _box_loss
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops import MultiScaleRoIAlign, roi_align
+from torchvision.ops import MultiScaleRoIAlign, roi_align, sigmoid_focal_loss
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -123,3 +124,31 @@ class LastLevelP6FromC5(ExtraFPNBlock):
 
     def forward(self, p: list[Tensor], c: list[Tensor], names: list[str]) -> tuple[list[Tensor], list[str]]:
         return [*p, self.p6(c[-1])], [*names, "p6"]
+
+
+class BatchNormalisedRetinaNetHead(RetinaNetHead):
+    """RetinaNet head whose focal and box losses are divided once by the positive anchors of the
+    whole per-process batch (SPEC §7.1; mmdetection sums max(1, positives) over the images).
+
+    torchvision divides each image's loss by that image's own positives and then averages: a tile
+    holding one matched anchor then weighs as much as one holding fifty, and its summed focal loss
+    over every negative anchor, divided by 1, can dominate a step and make training from random
+    weights spike.
+    """
+
+    def compute_loss(self, targets: list[dict[str, Tensor]], head_outputs: dict[str, Tensor],
+                     anchors: list[Tensor], matched_idxs: list[Tensor]) -> dict[str, Tensor]:
+        classification, regression, positives = [], [], 0
+        per_image = zip(targets, head_outputs["cls_logits"], head_outputs["bbox_regression"], anchors, matched_idxs)
+        for target, logits, deltas, image_anchors, matched in per_image:
+            foreground = matched >= 0
+            positives += max(1, int(foreground.sum()))
+            labels = torch.zeros_like(logits)
+            labels[foreground, target["labels"][matched[foreground]]] = 1.0
+            valid = matched != self.classification_head.BETWEEN_THRESHOLDS  # anchors between the IoU thresholds
+            classification.append(sigmoid_focal_loss(logits[valid], labels[valid], reduction="sum"))
+            regression.append(_box_loss(self.regression_head._loss_type, self.regression_head.box_coder,
+                                        image_anchors[foreground], target["boxes"][matched[foreground]],
+                                        deltas[foreground]))
+        return {"classification": torch.stack(classification).sum() / positives,
+                "bbox_regression": torch.stack(regression).sum() / positives}

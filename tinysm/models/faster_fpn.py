@@ -61,10 +61,10 @@ class FasterFPN(CocoLabelsMixin, FasterRCNN):
 
 
 def build_faster_fpn(num_classes: int, category_ids: Sequence[int], backbone: str,
-                     backbone_weights: str | Path | None, settings: FasterFPNSettings) -> FasterFPN:
+                     backbone_weights: str | Path | None, from_scratch: bool, settings: FasterFPNSettings) -> FasterFPN:
     """A Faster-FPN with every setting of SPEC §7."""
     s = settings
-    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels)  # P6 = max-pool of P5
+    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, from_scratch=from_scratch)  # P6 = max-pool of P5
     anchors = AnchorGenerator(sizes=tuple((size,) for size in s.anchor_sizes),
                               aspect_ratios=(s.aspect_ratios,) * len(s.anchor_sizes))
     roi_pool = AlignedMultiScaleRoIAlign(["0", "1", "2", "3"], strides=[4, 8, 16, 32],

@@ -13,10 +13,13 @@ import torch
 from torch import Tensor
 from torchvision.models.detection import RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops import batched_nms, clip_boxes_to_image
 
 from tinysm.models.backbone import build_resnet_fpn
-from tinysm.models.components import Float32BoxCoder, LowQualityFloorMatcher, NativeScaleTransform
+from tinysm.models.components import (
+    BatchNormalisedRetinaNetHead, Float32BoxCoder, LowQualityFloorMatcher, NativeScaleTransform,
+)
 from tinysm.models.labels import CocoLabelsMixin
 
 
@@ -36,9 +39,12 @@ class AdaptiveRetinaNetSettings:
     nms_thresh: float = 0.5
     topk_candidates: int = 2000  # per level, before NMS
     detections_per_img: int = 1000  # torchvision's 300 would cut crowded tiles
-    # torchvision's L1 (the reference used smooth-L1 with β = 0.11, close to L1 at these deltas):
-    # a documented choice of SPEC §7. Focal loss α 0.25, γ 2 are torchvision's fixed values.
+    # L1, the reference's box loss (SPEC §7.1: mmdetection's L1Loss, weight 1); smooth-L1 and GIoU
+    # are options. Focal loss α 0.25, γ 2 are torchvision's fixed values.
     box_loss: Literal["l1", "smooth_l1", "giou"] = "l1"
+    # SPEC §7.1: both losses over the positives of the whole batch ("batch", the reference's);
+    # "image" is torchvision's per-image normalisation, averaged over the images.
+    loss_normalisation: Literal["batch", "image"] = "batch"
 
     def anchor_sizes(self) -> tuple[tuple[float, ...], ...]:
         """Per level: stride · octave_base · 2^(i / scales_per_octave), i < scales_per_octave."""
@@ -91,17 +97,19 @@ class AdaptiveRetinaNet(CocoLabelsMixin, RetinaNet):
 
 
 def build_adaptive_retinanet(num_classes: int, category_ids: Sequence[int], backbone: str,
-                             backbone_weights: str | Path | None,
+                             backbone_weights: str | Path | None, from_scratch: bool,
                              settings: AdaptiveRetinaNetSettings) -> AdaptiveRetinaNet:
     """An Adaptive RetinaNet with every setting of SPEC §7."""
     s = settings
     sizes = s.anchor_sizes()
     if len(sizes) != 5:
         raise ValueError(f"anchor_strides must name the 5 levels P2..P6, got {s.anchor_strides}")
-    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, p6="conv_c5")
+    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, p6="conv_c5", from_scratch=from_scratch)
     anchors = AnchorGenerator(sizes=sizes, aspect_ratios=(s.aspect_ratios,) * len(sizes))
+    head_class = BatchNormalisedRetinaNetHead if s.loss_normalisation == "batch" else RetinaNetHead
+    head = head_class(s.fpn_channels, anchors.num_anchors_per_location()[0], num_classes)
     model = AdaptiveRetinaNet(
-        body, num_classes, anchor_generator=anchors,
+        body, num_classes, anchor_generator=anchors, head=head,
         proposal_matcher=LowQualityFloorMatcher(s.fg_iou_thresh, s.bg_iou_thresh, s.low_quality_floor),
         score_thresh=s.score_thresh, nms_thresh=s.nms_thresh, detections_per_img=s.detections_per_img,
         topk_candidates=s.topk_candidates,
