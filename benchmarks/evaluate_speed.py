@@ -1,6 +1,6 @@
 """Speed of `evaluate_tiny` on a TinyPerson-scale case, against pycocotools and faster-coco-eval (issue 4).
 
-The case: 786 images of 1920×1080 (the official test set without dense images, SPEC §1.2), ~17
+The case: 786 images of 1920×1080 (the official test set without dense images, reference §1.2), ~17
 regular and ~6 ignore/uncertain boxes each with TinyPerson's tiny sizes, and 1000 detections per
 image: a few jittered boxes around every person and ignore region, the rest scattered. Timed in
 the same run:
@@ -35,7 +35,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tinysm.data.annotations import load_annotations  # noqa: E402
-from tinysm.evaluation import evaluate_tiny, load_detections  # noqa: E402
+from tinysm.data.detections import load_detections  # noqa: E402
+from tinysm.evaluation import evaluate_tiny  # noqa: E402
 from tinysm.evaluation.protocol import AP_RANGES, IOU_THRESHOLDS  # noqa: E402
 from tinysm.io import atomic_write_json, atomic_write_text  # noqa: E402
 

@@ -1,7 +1,7 @@
-"""Speed of tiled full-image inference (`tinysm.engine.predict`, SPEC §2) for both detectors (issue 5).
+"""Speed of tiled full-image inference (`tinysm.engine.predict`, reference §2) for both detectors (issue 5).
 
 The case: 1920×1080 frames (12 test tiles of 640×512, overlap 100), batched `--batch-size` tiles at
-a time, merged with each detector's SPEC §2.3 variant. Weights are untrained, with the classifier
+a time, merged with each detector's reference §2.3 variant. Weights are untrained, with the classifier
 bias set to 0 so that every tile emits a full candidate set (score 0.5 > 0.05): the merge works
 at its worst case (Faster: up to 1000 per tile; RetinaNet: up to 2000 per level before the NMS).
 Reported per detector: images/s and tiles/s (wall), CPU seconds per image (all threads of this

@@ -25,7 +25,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tinysm.reproduce import load_experiments, shared_runs_dir  # noqa: E402
+from tinysm.experiments.reproduce import load_experiments, shared_runs_dir  # noqa: E402
 
 
 def notebook_seconds(path: Path) -> float | None:

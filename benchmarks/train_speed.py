@@ -1,7 +1,7 @@
 """Training speed of both detectors on 640×512 tiles through the real data pipeline (issue 5).
 
 The case: `--images` JPEG frames of 1280×1024 written once to a temporary folder, each cut into
-four 640×512 training tiles with ~20 tiny boxes (SPEC §2); `DetectionDataset` decodes and crops
+four 640×512 training tiles with ~20 tiny boxes (reference §2); `DetectionDataset` decodes and crops
 them in `--workers` DataLoader processes, `TrainPreset` flips, and `train_one_epoch` runs the
 engine's step (SGD, fp16 autocast + GradScaler with `--amp` on CUDA). After `--warmup` untimed
 steps, `--steps` steps are timed. Reported per detector: images/s, step time, the fraction of

@@ -22,5 +22,5 @@ def coco_with_sizes(seed: int, images: int, boxes_per_image: int, log_mean: floa
 
 
 def square(x: float, y: float, extent: float) -> list[float]:
-    """An xyxy box whose +1-pixel extent (x2 − x1 + 1) is `extent` on both axes (SPEC §4 step 1)."""
+    """An xyxy box whose +1-pixel extent (x2 − x1 + 1) is `extent` on both axes (reference §4 step 1)."""
     return [x, y, x + extent - 1, y + extent - 1]

@@ -1,4 +1,4 @@
-"""Annotation loading, validation, round trip and filters (SPEC §1.2)."""
+"""Annotation loading, validation, round trip and filters (reference §1.2)."""
 from __future__ import annotations
 
 import json

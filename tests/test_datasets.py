@@ -1,4 +1,4 @@
-"""Tile datasets read from full images, and the erase transform / command (SPEC §1.2, §2)."""
+"""Tile datasets read from full images, and the erase transform / command (reference §1.2, §2)."""
 from __future__ import annotations
 
 import json

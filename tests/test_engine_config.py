@@ -1,11 +1,11 @@
-"""TrainConfig validation, `tinysm train` arguments, and the LR per global batch (SPEC §8)."""
+"""TrainConfig validation, `tinysm train` arguments, and the LR per global batch (reference §8)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from tinysm.cli import main
-from tinysm.commands.train import parse_overrides
+from tinysm.commands import parse_overrides
 from tinysm.config import ConfigError
 from tinysm.engine.config import load_train_config, train_config_from_mapping
 from tinysm.engine.distributed import DistributedContext
@@ -62,7 +62,7 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys):
 
 
 def test_learning_rate_is_per_image_of_the_global_batch():
-    # SPEC §8: 0.005 per image; 2 GPUs × 1 image -> 0.01.
+    # reference §8: 0.005 per image; 2 GPUs × 1 image -> 0.01.
     model = torch.nn.Linear(2, 2)
     two_gpus = DistributedContext(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"))
     config = train_config_from_mapping({"detector": "faster_fpn", "train_annotations": "a.json",

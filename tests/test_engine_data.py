@@ -1,4 +1,4 @@
-"""The training data of a stage: Scale Match / Monotone SM pre-training in the pipeline (SPEC §4
+"""The training data of a stage: Scale Match / Monotone SM pre-training in the pipeline (reference §4
 step 4, §5), category ids from the file, image subsets, and draws that depend only on
 (seed, epoch, index)."""
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_scale_match_shrinks_whole_images_to_the_target_sizes(kind, external_and
     external, target = external_and_target
     config = pretrain_config(external, target, tmp_path, scale_match=kind)
     loader, dataset, sampler, category_ids = build_training_data(config, setup_distributed("cpu"))
-    assert category_ids == [1, 3, 8]  # every class of the external set (SPEC §8: all COCO classes)
+    assert category_ids == [1, 3, 8]  # every class of the external set (reference §8: all COCO classes)
     sides = []
     for index in range(len(dataset)):
         image, target_boxes = dataset[index]
@@ -59,7 +59,7 @@ def test_sm_draws_change_with_the_epoch_and_msm_does_not(external_and_target, tm
             per_epoch.append([dataset[i][0].shape[-1] for i in range(len(dataset))])
         widths[kind] = per_epoch
     assert widths["sm"][0] == widths["sm"][1] != widths["sm"][2]  # random, but a function of the epoch
-    assert widths["msm"][0] == widths["msm"][1] == widths["msm"][2]  # deterministic (SPEC §5)
+    assert widths["msm"][0] == widths["msm"][1] == widths["msm"][2]  # deterministic (reference §5)
 
 
 def test_loader_batches_and_subset(external_and_target, tmp_path):

@@ -3,7 +3,7 @@ global batch (issue 5 item 6). With torchvision's per-image loss normalisation, 
 RetinaNet's loss is a mean over images, so the processes' mean loss equals the 1-process loss, and
 DDP's averaged gradients give the same step. That needs frozen BatchNorm, so the backbone comes
 from a weights file: a from-scratch model normalises with each process's own batch statistics, and
-the reference's per-process-batch loss normaliser (SPEC §7.1) is by design not split-invariant.
+the reference's per-process-batch loss normaliser (reference §7.1) is by design not split-invariant.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exact resume and non-finite loss handling of the training engine (SPEC §8 recipe, issue 5 item 3)."""
+"""Exact resume and non-finite loss handling of the training engine (reference §8 recipe, issue 5 item 3)."""
 from __future__ import annotations
 
 import pytest

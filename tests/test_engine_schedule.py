@@ -1,4 +1,4 @@
-"""The LR schedule of SPEC §8: linear warm-up from 0.001× over 500 iterations, ×0.1 after epochs 8, 11."""
+"""The LR schedule of reference §8: linear warm-up from 0.001× over 500 iterations, ×0.1 after epochs 8, 11."""
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,5 @@
 """One optimiser step of `train_one_epoch`: SGD on the summed loss terms, optional clipping at a
-max-norm (the "-c" runs, SPEC §7), the LR of the schedule, and what each step reports."""
+max-norm (the "-c" runs, reference §7), the LR of the schedule, and what each step reports."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Pre-train -> fine-tune transfer through the engine (SPEC §8): a 5-class checkpoint written by
+"""Pre-train -> fine-tune transfer through the engine (reference §8): a 5-class checkpoint written by
 `train` (pre-trained with Scale Match onto the 1-class set) initialises a 1-class detector
 (`init_from`); exactly the class-specific layers start fresh."""
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_five_class_checkpoint_into_one_class_detector(detector, tmp_path):
 
     state, fresh_state = model.state_dict(), fresh.state_dict()
     # The pre-training started from scratch (trainable BatchNorm); the fine-tuning model loads
-    # pre-trained tensors, so its BatchNorm is frozen (SPEC §7) and keeps no batch counter.
+    # pre-trained tensors, so its BatchNorm is frozen (reference §7) and keeps no batch counter.
     absent = set(source["model"]) - set(state)
     assert absent and all(name.endswith(".num_batches_tracked") for name in absent)
     not_transferred = {name for name, tensor in source["model"].items()

@@ -1,4 +1,4 @@
-"""Augmentation presets (SPEC §4 step 4, §8) and the seeded sample wrapper of the engine's data."""
+"""Augmentation presets (reference §4 step 4, §8) and the seeded sample wrapper of the engine's data."""
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +43,7 @@ def test_train_preset_flips_boxes_with_the_pixels():
 
 def test_pretrain_preset_scale_matches_then_flips():
     # MSM onto a target where every size is ~4 px: the 40 px box (41 with the +1 convention of
-    # SPEC §4 step 1) maps to a size in [4, 4.1], so c = f(s)/s ≈ 0.1, the lower bound.
+    # reference §4 step 1) maps to a size in [4, 4.1], so c = f(s)/s ≈ 0.1, the lower bound.
     target = SizeDistribution(np.array([4.0, 4.05, 4.1]), np.array([0.5, 0.5]))
     matcher = MonotoneScaleMatch(target, np.array([20.0, 41.0, 80.0]))
     image, boxes_target = sample()

@@ -1,4 +1,4 @@
-"""Hand-built cases of a few boxes each; every expected number is worked out in the comments (SPEC §6)."""
+"""Hand-built cases of a few boxes each; every expected number is worked out in the comments (reference §6)."""
 from __future__ import annotations
 
 import math
@@ -163,7 +163,7 @@ def test_ap_iod_second_chance_accepts_exactly_the_threshold():
 
 def test_id_zero_quirk():
     # GT ids 0 and 1, both found; the detection on id 0 ranks first. Fixed: AP 100, MR 0.
-    # Quirk (SPEC §6.3): that detection is a FP and GT 0 a miss: FP, TP -> recall 1/2 at precision
+    # Quirk (reference §6.3): that detection is a FP and GT 0 a miss: FP, TP -> recall 1/2 at precision
     # 1/2 (AP = 51 * 0.5 / 101); MR: FPPI 1 for both entries, no entry below the first 8 points, the
     # small-set quirk reads the final recall 1/2 there too -> MR 50.
     gt = make_gt([(0, [0, 0, 10, 10], {"id": 0}), (0, [100, 100, 10, 10], {"id": 1})])

@@ -9,7 +9,8 @@ import pytest
 
 from tinysm.cli import main
 from tinysm.data.annotations import AnnotationError, load_annotations
-from tinysm.evaluation import Detections, evaluate_tiny
+from tinysm.data.detections import Detections
+from tinysm.evaluation import evaluate_tiny
 
 GT = {"images": [{"id": 0, "file_name": "0.jpg", "width": 640, "height": 512},
                  {"id": 7, "file_name": "7.jpg", "width": 640, "height": 512}],

@@ -1,6 +1,6 @@
-"""The vectorised evaluator against a plain-loop transcription of SPEC §6, on random messy cases.
+"""The vectorised evaluator against a plain-loop transcription of reference §6, on random messy cases.
 
-The loops below follow SPEC §6.1-§6.3 sentence by sentence, one detection and one GT at a time,
+The loops below follow reference §6.1-§6.3 sentence by sentence, one detection and one GT at a time,
 the way the reference code is organised. Every number must agree exactly (same operations in the
 same order), with and without the reference quirks, for several detection caps.
 """

@@ -1,4 +1,4 @@
-"""Properties of the evaluator and the cross-check with pycocotools where the protocols coincide (SPEC §6.1)."""
+"""Properties of the evaluator and the cross-check with pycocotools where the protocols coincide (reference §6.1)."""
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,4 @@
-"""Merging tile detections back into images (SPEC §2.3), on images cut with `tile_grid`."""
+"""Merging tile detections back into images (reference §2.3), on images cut with `tile_grid`."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Detectors of SPEC §7: settings, torchvision's traps (each with a test), labels, backbone weights."""
+"""Detectors of reference §7: settings, torchvision's traps (each with a test), labels, backbone weights."""
 from __future__ import annotations
 
 import math
@@ -53,7 +53,7 @@ def test_backbone_sees_the_tile_at_native_scale(name, training):
 
 @pytest.mark.parametrize("name", DETECTORS)
 def test_stem_layer1_and_every_batchnorm_frozen_without_weights(name):
-    # torchvision switches to trainable BatchNorm when weights_backbone=None; SPEC §7 freezes it
+    # torchvision switches to trainable BatchNorm when weights_backbone=None; reference §7 freezes it
     # whenever pre-trained tensors will be loaded, which is the default.
     model = small_detector(name)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
@@ -227,7 +227,7 @@ def test_coco_ids_outside_class_indices_inside(name, offset):
 
 @pytest.mark.parametrize("name", DETECTORS)
 def test_a_few_steps_on_one_tile_lower_the_loss(name):
-    # From scratch with frozen (identity) BatchNorm the detector still learns: SPEC §7 frozen BN
+    # From scratch with frozen (identity) BatchNorm the detector still learns: reference §7 frozen BN
     # must not make the small CPU runs untrainable.
     model = small_detector(name, **({"representation_size": 128} if name == "faster_fpn" else {})).train()
     image = torch.zeros(3, 96, 96)

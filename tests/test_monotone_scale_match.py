@@ -1,4 +1,4 @@
-"""Monotone Scale Match (SPEC §5): knots and the map by hand, the defined failure cases, monotonicity,
+"""Monotone Scale Match (reference §5): knots and the map by hand, the defined failure cases, monotonicity,
 and the Gaussian variant in log space.
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ def test_msm_reads_source_sizes_from_a_coco_file(tmp_path):
 
 def points_outside_tolerance_windows(points: np.ndarray, knots: np.ndarray) -> np.ndarray:
     """Drop points in (q, q + 1e-6] of a knot: there the reference's slack picks the previous bin,
-    whose line may overshoot the next one by up to 1e-6 · slope (SPEC §5 keeps that behaviour)."""
+    whose line may overshoot the next one by up to 1e-6 · slope (reference §5 keeps that behaviour)."""
     inside = ((points[:, None] > knots[None, :]) & (points[:, None] <= knots[None, :] + 1e-6)).any(axis=1)
     return points[~inside]
 
@@ -72,12 +72,14 @@ def points_outside_tolerance_windows(points: np.ndarray, knots: np.ndarray) -> n
 def test_msm_map_is_monotone(source, target, points, bins):
     msm = MonotoneScaleMatch(SizeDistribution.from_sizes(target, bins=bins), source)
     s = np.sort(points_outside_tolerance_windows(np.array(points), msm.knots))
-    assert np.all(np.diff(msm.map_size(s)) >= 0)
+    mapped = msm.map_size(s)
+    # Monotone up to floating-point rounding: on a flat stretch two sizes may differ in the last ulp.
+    assert np.all(np.diff(mapped) >= -4 * np.spacing(mapped[1:]))
 
 
 def test_msm_tolerance_window_keeps_the_reference_quirk():
     # Knots [0.5, 1, 100] onto edges [5, 10, 11]: s = 1 + 1e-6 is still in bin 0 (slope 10) and maps to
-    # 10.00001, while s = 1 + 1.5e-6 is in bin 1 (slope 1/99): 10.000000015. SPEC §5 keeps this.
+    # 10.00001, while s = 1 + 1.5e-6 is in bin 1 (slope 1/99): 10.000000015. reference §5 keeps this.
     f = BinMap(np.array([0.5, 1.0, 100.0]), np.array([5.0, 10.0, 11.0]))
     np.testing.assert_allclose(f([1.0 + 1e-6, 1.0 + 1.5e-6]), [10.00001, 10 + 1.5e-6 / 99], rtol=1e-12)
 

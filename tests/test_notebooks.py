@@ -11,12 +11,13 @@ import pytest
 import yaml
 
 from tinysm.cli import main
-from tinysm.experiment_config import PAPER_ROWS, ExperimentConfig
+from tinysm.experiments.config import (
+    PAPER_ROWS, ExperimentNotebook, ResultsConfig, SizeDistributionConfig, load_experiment_config,
+)
 from tinysm.paths import repo_root
-from tinysm.results_table import ResultsConfig
 
 NOTEBOOKS = sorted((repo_root() / "notebooks").glob("*.ipynb"))
-# One experiment per detector, between them both Scale Match variants (SPEC §4, §5).
+# One experiment per detector, between them both Scale Match variants (reference §4, §5).
 SMOKE_EXPERIMENTS = ("exp4.0", "exp5.2")
 
 
@@ -32,19 +33,23 @@ def test_source_notebooks_have_no_outputs_and_use_the_stock_kernel(path):
     assert len(tagged) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
 
 
-@pytest.mark.parametrize("name, config_class", [("experiment.ipynb", ExperimentConfig),
-                                                ("results.ipynb", ResultsConfig)])
+@pytest.mark.parametrize("name, config_class", [("experiment.ipynb", ExperimentNotebook),
+                                                ("results.ipynb", ResultsConfig),
+                                                ("size_distribution.ipynb", SizeDistributionConfig)])
 def test_parameters_cell_declares_exactly_the_configs_keys(name, config_class):
     declared = papermill.inspect_notebook(str(repo_root() / "notebooks" / name))
     assert list(declared) == list(config_class.__dataclass_fields__)
 
 
 @pytest.mark.slow
-def test_unknown_parameter_fails_in_the_first_cell_before_any_work(tmp_path):
+@pytest.mark.parametrize("parameters", [{"learning_rate": 0.1}, {"overrides": {"learning_rate": 0.1}}],
+                         ids=["notebook parameter", "override"])
+def test_unknown_parameter_fails_in_the_first_cell_before_any_work(tmp_path, parameters):
     output = tmp_path / "out.ipynb"
+    overrides = {"runs_dir": str(tmp_path / "runs"), **parameters.get("overrides", {})}
     with pytest.raises(papermill.PapermillExecutionError, match=r"unknown key\(s\) \['learning_rate'\]"):
         papermill.execute_notebook(str(repo_root() / "notebooks" / "experiment.ipynb"), str(output),
-                                   parameters={"runs_dir": str(tmp_path / "runs"), "learning_rate": 0.1},
+                                   parameters={**parameters, "overrides": overrides},
                                    kernel_name="python3", progress_bar=False)
     assert not (tmp_path / "runs").exists()
     cells = nbformat.read(output, as_version=4).cells
@@ -66,10 +71,11 @@ def smoke_run(tmp_path_factory):
              coco_config=CocoSceneConfig(frame_sizes=((160, 120),)))
     params = root / "params"
     params.mkdir()
+    base = yaml.safe_load((repo_root() / "params" / "smoke" / "base.yaml").read_text())
+    base.update(data_root=str(root / "data" / "synthetic"), runs_dir=str(root / "runs"))
+    (params / "base.yaml").write_text(yaml.safe_dump(base))
     for name in SMOKE_EXPERIMENTS:
-        values = yaml.safe_load((repo_root() / "params" / "smoke" / f"{name}.yaml").read_text())
-        values.update(data_root=str(root / "data" / "synthetic"), runs_dir=str(root / "runs"))
-        (params / f"{name}.yaml").write_text(yaml.safe_dump(values))
+        (params / f"{name}.yaml").write_text((repo_root() / "params" / "smoke" / f"{name}.yaml").read_text())
     assert main(["reproduce", "--params", str(params), "--data", str(root / "data"),
                  "--figures", str(root / "figures")]) == 0
     return root
@@ -117,15 +123,28 @@ def test_smoke_reproduce_writes_the_figures_and_the_table(smoke_run):
 
 @pytest.mark.slow
 def test_run_experiment_without_the_notebook_gives_the_notebooks_metrics(smoke_run):
-    from tinysm.config import load_config
-    from tinysm.experiment import run_experiment
+    from tinysm.experiments.run import run_experiment
 
     root = smoke_run
     name = SMOKE_EXPERIMENTS[0]
-    config = load_config(ExperimentConfig, root / "params" / f"{name}.yaml", {"runs_dir": str(root / "api-runs")})
+    config = load_experiment_config(root / "params" / f"{name}.yaml", {"runs_dir": str(root / "api-runs")})
     metrics = run_experiment(config)
     # Same params, same seed, CPU: the notebook-free path must reproduce the notebook's run exactly.
     assert metrics == json.loads((root / "runs" / name / "metrics.json").read_text())["metrics"]
     assert json.loads((root / "api-runs" / name / "metrics.json").read_text())["metrics"] == metrics
     with pytest.raises(FileExistsError, match="holds a finished run"):
         run_experiment(config)
+
+
+@pytest.mark.slow
+def test_a_registered_size_matching_method_runs_end_to_end(smoke_run):
+    """`pretrain: gaussian` needs nothing but its METHODS entry: pre-training, fine-tuning, scoring."""
+    from tinysm.experiments.run import run_experiment
+
+    root = smoke_run
+    config = load_experiment_config(root / "params" / "exp4.0.yaml",
+                                    {"pretrain": "gaussian", "runs_dir": str(root / "gaussian-runs")})
+    metrics = run_experiment(config)
+    assert 0 <= metrics["AP50_tiny"] <= 100
+    stage = yaml.safe_load((root / "gaussian-runs" / "exp4.0" / "pretrain" / "config.yaml").read_text())
+    assert stage["scale_match"] == "gaussian"

@@ -1,4 +1,4 @@
-"""Tiled full-image inference (SPEC §2.1 grid, §2.3 merge) feeding `evaluate_tiny`."""
+"""Tiled full-image inference (reference §2.1 grid, §2.3 merge) feeding `evaluate_tiny`."""
 from __future__ import annotations
 
 import json
@@ -67,7 +67,7 @@ def test_crowded_full_hd_frame_gives_every_person_once(variant):
     small, small_boxes = crowd_image(1280, 720, columns=5, rows=3)
     detector = BlobFinder(variant)
     results = predict(detector, [(pixels, {"image_id": 7}), (small, {"image_id": 3})], batch_size=5, progress=False)
-    # SPEC §2.1: 12 tiles of 640×512 for 1920×1080 and 6 for 1280×720, batched across the two images.
+    # reference §2.1: 12 tiles of 640×512 for 1920×1080 and 6 for 1280×720, batched across the two images.
     assert [len(b) for b in detector.batch_shapes] == [5, 5, 5, 3]
     assert {shape for batch in detector.batch_shapes for shape in batch} == {(3, 512, 640)}
     by_image = {image_id: sorted(r["bbox"] for r in results if r["image_id"] == image_id) for image_id in (7, 3)}
@@ -106,7 +106,7 @@ def test_real_detectors_return_valid_boxes_inside_the_image():
         assert (boxes[:, 0] + boxes[:, 2] <= 200 + 1e-3).all() and (boxes[:, 1] + boxes[:, 3] <= 150 + 1e-3).all()
         scores = [r["score"] for r in results]
         assert scores == sorted(scores, reverse=True)
-        if name == "adaptive_retinanet":  # thousands of pooled candidates, the one-stage cap (SPEC §2.3)
+        if name == "adaptive_retinanet":  # thousands of pooled candidates, the one-stage cap (reference §2.3)
             assert len(results) == 1000
 
 

@@ -8,7 +8,7 @@ import yaml
 
 from tinysm.cli import main
 from tinysm.config import ConfigError
-from tinysm.reproduce import NotebookFailed, load_experiments, plan_jobs, run_jobs
+from tinysm.experiments.reproduce import NotebookFailed, load_experiments, plan_jobs, run_jobs
 
 
 def write_params(folder: Path, runs_dir: Path, names=("exp5.2", "exp1.2", "exp4.0"), **extra) -> Path:
@@ -36,24 +36,22 @@ class RecordingExecutor:
 
 def test_jobs_run_in_the_papers_order_between_sizes_and_results(tmp_path):
     configs = load_experiments(write_params(tmp_path / "params", tmp_path / "runs"))
-    jobs = plan_jobs(configs, tmp_path / "figures", force=False, size_parameters={"bins": 100})
+    jobs = plan_jobs(configs, tmp_path / "params", tmp_path / "figures", force=False, size_parameters={"bins": 100})
     assert [j.name for j in jobs] == ["size_distribution", "exp1.2", "exp4.0", "exp5.2", "results"]
     assert [j.notebook.name for j in jobs] == ["size_distribution.ipynb"] + ["experiment.ipynb"] * 3 + [
         "results.ipynb"]
     assert jobs[0].parameters == {"bins": 100, "output_dir": str(tmp_path / "figures")}
     assert jobs[1].output == tmp_path / "runs" / "exp1.2" / "experiment.ipynb"
-    assert jobs[1].parameters["experiment"] == "exp1.2" and jobs[1].parameters["epochs"] == 1
-    assert jobs[1].parameters["overwrite"] is False
+    assert jobs[1].parameters == {"params": str(tmp_path / "params" / "exp1.2.yaml"), "overrides": {"overwrite": False}}
     assert jobs[-1].parameters == {"runs_dir": str(tmp_path / "runs"), "figures_dir": str(tmp_path / "figures")}
 
 
-def test_experiment_parameters_are_flat_and_papermill_safe(tmp_path):
-    """papermill merges shallowly and turns tuples into strings: only scalars and lists go in."""
+def test_experiment_parameters_name_the_row_file_and_papermill_safe_overrides(tmp_path):
+    """papermill merges shallowly and turns tuples into strings: a path and a flat dict of scalars."""
     configs = load_experiments(write_params(tmp_path / "params", tmp_path / "runs", names=("exp4.0",)))
-    parameters = plan_jobs(configs, tmp_path, False, {})[1].parameters
-    for key, value in parameters.items():
-        assert value is None or isinstance(value, (str, int, float, bool, list)), key
-        assert not isinstance(value, list) or all(isinstance(v, (int, float)) for v in value), key
+    parameters = plan_jobs(configs, tmp_path / "params", tmp_path, False, {})[1].parameters
+    assert set(parameters) == {"params", "overrides"} and Path(parameters["params"]).is_file()
+    assert all(isinstance(v, (str, int, float, bool)) for v in parameters["overrides"].values())
 
 
 def test_only_selects_experiments_and_rejects_unknown_names(tmp_path):
@@ -74,13 +72,16 @@ def test_params_file_must_be_named_after_its_experiment(tmp_path):
 def test_empty_params_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no params files"):
         load_experiments(tmp_path)
+    (tmp_path / "base.yaml").write_text("epochs: 1\n")  # a base alone is no experiment
+    with pytest.raises(FileNotFoundError, match="no params files"):
+        load_experiments(tmp_path)
 
 
 def test_experiments_writing_to_different_runs_dirs_are_rejected(tmp_path):
     folder = write_params(tmp_path / "params", tmp_path / "runs_a", names=("exp1.2",))
     write_params(folder, tmp_path / "runs_b", names=("exp2.3",))
     with pytest.raises(ConfigError, match="several runs_dir"):
-        plan_jobs(load_experiments(folder), tmp_path, False, {})
+        plan_jobs(load_experiments(folder), folder, tmp_path, False, {})
 
 
 def test_finished_runs_are_skipped_unless_forced(tmp_path):
@@ -89,15 +90,15 @@ def test_finished_runs_are_skipped_unless_forced(tmp_path):
     (tmp_path / "runs" / "exp4.0" / "metrics.json").write_text("{}")
     lines: list[str] = []
     executor = RecordingExecutor()
-    executed = run_jobs(plan_jobs(configs, tmp_path, False, {}), execute=executor, echo=lines.append)
+    executed = run_jobs(plan_jobs(configs, tmp_path / "params", tmp_path, False, {}), execute=executor, echo=lines.append)
     assert executed == ["size_distribution", "exp1.2", "exp5.2", "results"]
     assert len(lines) == 5 and "exp4.0" in lines[2] and "skipped" in lines[2]
     assert all(str(call[1]) in line for call, line in zip(executor.calls, [lines[0], lines[1], lines[3]]))
 
     forced = RecordingExecutor()
-    jobs = plan_jobs(configs, tmp_path, True, {})
+    jobs = plan_jobs(configs, tmp_path / "params", tmp_path, True, {})
     assert run_jobs(jobs, force=True, execute=forced, echo=lines.append)[2] == "exp4.0"
-    assert all(call[2]["overwrite"] for call in forced.calls[1:-1])
+    assert all(call[2]["overrides"]["overwrite"] for call in forced.calls[1:-1])
 
 
 def test_a_failed_notebook_stops_the_pipeline_and_is_kept(tmp_path):
@@ -105,7 +106,7 @@ def test_a_failed_notebook_stops_the_pipeline_and_is_kept(tmp_path):
     executor = RecordingExecutor(fail_on="exp4.0")
     lines: list[str] = []
     with pytest.raises(NotebookFailed, match=r"(?s)exp4\.0: RuntimeError: cell 7 raised.*kept at .*exp4\.0/experiment\.ipynb"):
-        run_jobs(plan_jobs(configs, tmp_path, False, {}), execute=executor, echo=lines.append)
+        run_jobs(plan_jobs(configs, tmp_path / "params", tmp_path, False, {}), execute=executor, echo=lines.append)
     assert [c[1].parent.name for c in executor.calls] == ["runs", "exp1.2", "exp4.0"]  # nothing after
     assert (tmp_path / "runs" / "exp4.0" / "experiment.ipynb").read_text() == "executed"
     assert "FAILED" in lines[-1]
@@ -122,8 +123,8 @@ def test_cli_bad_params_file_is_one_clean_error_before_any_work(tmp_path, capsys
 def test_data_step_generates_the_synthetic_set_once_and_says_synthetic(tmp_path, monkeypatch):
     import tinysm.data.synth as synth
     from tinysm.config import config_from_mapping
-    from tinysm.experiment_config import ExperimentConfig
-    from tinysm.reproduce_data import prepare_data
+    from tinysm.experiments.config import ExperimentConfig
+    from tinysm.experiments.reproduce_data import prepare_data
 
     generated = []
     real_generate = synth.generate
@@ -152,8 +153,8 @@ def test_data_step_generates_the_synthetic_set_once_and_says_synthetic(tmp_path,
 
 def test_data_step_refuses_real_data_params_without_the_real_data(tmp_path):
     from tinysm.config import config_from_mapping
-    from tinysm.experiment_config import ExperimentConfig
-    from tinysm.reproduce_data import prepare_data
+    from tinysm.experiments.config import ExperimentConfig
+    from tinysm.experiments.reproduce_data import prepare_data
 
     config = config_from_mapping(ExperimentConfig, {"experiment": "exp1.2", "data_root": str(tmp_path / "data")})
     with pytest.raises(FileNotFoundError, match=r"exp1\.2: data_root .* lacks TinyPerson"):

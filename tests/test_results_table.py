@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from tinysm.experiment_config import PAPER_ROWS
-from tinysm.results_table import collect_metrics, results_table, save_results_table, to_markdown
+from tinysm.experiments.config import PAPER_ROWS
+from tinysm.experiments.results_table import collect_metrics, results_table, save_results_table, to_markdown
 
 
 def write_run(runs, name, metrics, data_root="data/synthetic", **record):
@@ -31,7 +31,7 @@ def test_table_has_every_paper_row_in_the_seeds_order_with_delta(tmp_path):
 
 
 def test_missing_runs_and_undefined_metrics_are_nan_not_zero(tmp_path):
-    write_run(tmp_path, "exp1.2", {"AP50_tiny": 0.0, "AP75_tiny": -1})  # -1: undefined (SPEC §6.4)
+    write_run(tmp_path, "exp1.2", {"AP50_tiny": 0.0, "AP75_tiny": -1})  # -1: undefined (reference §6.4)
     table = results_table(collect_metrics(tmp_path)).set_index("experiment")
     assert table.loc["exp1.2", "AP50_tiny ours"] == 0.0  # a real zero stays a zero
     assert math.isnan(table.loc["exp1.2", "AP75_tiny"])
@@ -53,12 +53,13 @@ def test_markdown_groups_by_detector_and_writes_missing(tmp_path):
 
 
 def test_backbone_column_says_how_the_backbone_started(tmp_path):
-    write_run(tmp_path, "exp1.2", {"AP50_tiny": 1.0}, backbone="resnet18", imagenet_weights=False)
-    write_run(tmp_path, "exp2.3", {"AP50_tiny": 2.0}, backbone="resnet50", imagenet_weights=True)
+    write_run(tmp_path, "exp1.2", {"AP50_tiny": 1.0}, backbone="resnet18", backbone_weights=None)
+    write_run(tmp_path, "exp2.3", {"AP50_tiny": 2.0}, backbone="resnet50", backbone_weights="imagenet")
+    write_run(tmp_path, "exp4.2", {"AP50_tiny": 2.5}, backbone="resnet50", backbone_weights="/w/resnet50-0676ba61.pth")
     write_run(tmp_path, "exp5.1", {"AP50_tiny": 3.0})  # a record from before the column existed
     table = results_table(collect_metrics(tmp_path)).set_index("experiment")["backbone"]
-    assert (table["exp1.2"], table["exp2.3"], table["exp5.1"], table["exp4.0"]) == (
-        "resnet18, random init", "resnet50, ImageNet", "?", "")
+    assert (table["exp1.2"], table["exp2.3"], table["exp4.2"], table["exp5.1"], table["exp4.0"]) == (
+        "resnet18, random init", "resnet50, ImageNet", "resnet50, from resnet50-0676ba61.pth", "?", "")
 
 
 def test_runs_outside_the_paper_follow_its_rows(tmp_path):

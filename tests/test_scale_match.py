@@ -1,7 +1,7 @@
-"""Scale Match, SM (SPEC §4): per-image factors, the transform, random streams, the matched distribution.
+"""Scale Match, SM (reference §4): per-image factors, the transform, random streams, the matched distribution.
 
 Expected values are worked out by hand in the comments, or computed here independently of
-tinysm from the rules of SPEC.md.
+tinysm from the rules of docs/reference.md.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class ScriptedUniforms:
 TARGET = SizeDistribution(np.array([2.0, 4.0, 8.0, 16.0]), np.array([0.25, 0.5, 0.25]))
 
 
-# ----------------------------------------------------------------------------- SPEC §4
+# ----------------------------------------------------------------------------- reference §4
 
 def test_sample_matches_the_scalar_draw_rule():
     # Per draw: r picks the first bin with r <= C[k] + 1e-6, then u the place in [edges[k], edges[k+1]).
@@ -84,7 +84,7 @@ def test_sm_clamps_the_last_factor_after_max_tries_and_draws_nothing_without_box
 
 
 def reference_mean_size(boxes) -> np.float32 | None:
-    """SPEC §4 step 1 as the reference computes it: float32 numpy, +1-pixel extents."""
+    """reference §4 step 1 as the reference computes it: float32 numpy, +1-pixel extents."""
     b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     sizes = np.sqrt((b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1))
     sizes = sizes[sizes > 0]
@@ -92,7 +92,7 @@ def reference_mean_size(boxes) -> np.float32 | None:
 
 
 def reference_sm_factors(edges, probs, images, seed, low=0.1, high=1.0, tries=5, default=0.25):
-    """SPEC §4 steps 1–2 for images given by their boxes, written out independently of tinysm."""
+    """reference §4 steps 1–2 for images given by their boxes, written out independently of tinysm."""
     rng, cdf, factors = np.random.RandomState(seed), np.cumsum(probs), []
     for boxes in images:
         s = reference_mean_size(boxes)

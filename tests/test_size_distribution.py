@@ -1,4 +1,4 @@
-"""The rectified histogram of SPEC §3 (`SizeDistribution`): edges and probs by hand, invariants.
+"""The rectified histogram of reference §3 (`SizeDistribution`): edges and probs by hand, invariants.
 
 Expected values are worked out by hand in the comments.
 """
@@ -24,7 +24,7 @@ def test_rectified_histogram_by_hand():
 
 
 def test_default_tail_rate_is_two_over_bins_and_drops_non_positive_sizes():
-    # K = 4 -> e = 0.5 as above; 0 and -3 are dropped first (SPEC §3), leaving the same 10 sizes.
+    # K = 4 -> e = 0.5 as above; 0 and -3 are dropped first (reference §3), leaving the same 10 sizes.
     hist = SizeDistribution.from_sizes([0, -3, *range(1, 11)], bins=4)
     np.testing.assert_array_equal(hist.edges, [1, 3, 5, 7, 10])
     np.testing.assert_array_equal(hist.probs, [0.2, 0.2, 0.3, 0.3])
@@ -59,7 +59,7 @@ def test_histogram_invariants(sizes, bins, tail_rate):
     assert np.all(np.diff(hist.edges) >= 0)
     counts = hist.probs * n
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)  # whole boxes per bin
-    if e > 0:  # tail bins hold exactly the truncated counts of SPEC §3
+    if e > 0:  # tail bins hold exactly the truncated counts of reference §3
         assert round(counts[0]) == int(n * e / 2) and round(counts[-1]) == n - int(n * (1 - e / 2))
 
 

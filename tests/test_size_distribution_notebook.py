@@ -26,7 +26,7 @@ def test_notebook_writes_figure_and_statistics(tmp_path):
     assert (out / "size_distribution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "size_distribution.pdf").read_bytes()[:5] == b"%PDF-"
     table = pd.read_csv(out / "size_statistics.csv", index_col="set")
-    assert list(table.index) == ["target", "source", "source after SM", "source after MSM"]
+    assert list(table.index) == ["target", "source", "source after SM", "source after MSM", "source after Gaussian SM"]
     assert table.loc["target", "boxes"] == 600 and table.loc["source", "boxes"] == 300
     # Matching shrinks the source towards the target: medians e^3.8 ≈ 45 px before, near e^2 ≈ 7 px after.
     assert table.loc["source", "size p50"] > 30

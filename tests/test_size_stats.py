@@ -1,4 +1,4 @@
-"""Size statistics and the boxes-only Scale Match of whole annotation sets (tinysm.size_stats)."""
+"""Size statistics and the boxes-only Scale Match of whole annotation sets (tinysm.experiments.size_stats)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from tinysm.data.annotations import load_annotations
 from tinysm.scale_match import MonotoneScaleMatch, SizeDistribution
-from tinysm.size_stats import box_size_columns, scale_annotations
+from tinysm.experiments.size_stats import box_size_columns, scale_annotations
 
 COCO = {
     "images": [{"id": 0, "file_name": "a.jpg", "width": 200, "height": 100},

@@ -1,4 +1,4 @@
-"""`tinysm sizes`: statistics printed and the histogram written as JSON (SPEC §3)."""
+"""`tinysm sizes`: statistics printed and the histogram written as JSON (reference §3)."""
 from __future__ import annotations
 
 import json

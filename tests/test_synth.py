@@ -1,7 +1,7 @@
 """The synthetic data generator: drawing primitives, figures, determinism, and the real loading path.
 
 One tiny set (3+3 TinyPerson frames, 4+2 COCO images) is generated once per module; its files are
-read back exactly as a user's downloaded data would be (SPEC §1.1, §1.2, §2).
+read back exactly as a user's downloaded data would be (reference §1.1, §1.2, §2).
 """
 from __future__ import annotations
 
@@ -221,7 +221,7 @@ def test_people_have_tinyperson_sizes(synthetic):
     tiles = load_annotations(synthetic.tiny_set.train_tile_annotations)
     test = load_annotations(synthetic.tiny_set.test_annotations)
     sizes = np.concatenate([sizes_of(tiles), sizes_of(test, lambda a: not a.is_ignored)])
-    assert np.mean((sizes >= 2) & (sizes <= 20)) >= 0.8          # SPEC §1.3: most between 2 and 20 px
+    assert np.mean((sizes >= 2) & (sizes <= 20)) >= 0.8          # reference §1.3: most between 2 and 20 px
     assert np.mean((sizes >= 8) & (sizes <= 20)) >= 0.3          # enough learnable ones
 
 

@@ -1,4 +1,4 @@
-"""Tile grid and tile cut (SPEC §2.1, §2.2)."""
+"""Tile grid and tile cut (reference §2.1, §2.2)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ from tinysm.data.tiles import axis_offsets, clip_to_tile, cut_tiles, tile_grid
 
 
 def test_spec_example_1280x720():
-    # SPEC §2.1: T = 640x512, O = 100 -> x {0, 540, 640}, y {0, 208}, 6 tiles.
+    # reference §2.1: T = 640x512, O = 100 -> x {0, 540, 640}, y {0, 208}, 6 tiles.
     tiles = tile_grid(1280, 720, (640, 512), (100, 100))
     assert sorted({t[0] for t in tiles}) == [0, 540, 640]
     assert sorted({t[1] for t in tiles}) == [0, 208]

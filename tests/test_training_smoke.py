@@ -1,5 +1,5 @@
 """Issue 5, done when: on the synthetic data, a small CPU run (resnet18) of each detector brings the
-training loss clearly down and beats the same model before training on AP50_tiny (SPEC §6.4).
+training loss clearly down and beats the same model before training on AP50_tiny (reference §6.4).
 
 Scaled to a CPU shared by several jobs: 16 synthetic training frames and 6 test frames of 192×160
 (one tile each), narrow FPN and heads, random initialisation (no download), 60 (Faster-FPN) and
@@ -7,7 +7,7 @@ Scaled to a CPU shared by several jobs: 16 synthetic training frames and 6 test 
 inference + evaluate_tiny after the last step, logged to metrics.jsonl.
 
 From random weights the engine trains BatchNorm and every stage (`TrainConfig.from_scratch`); with
-SPEC §7's frozen ImageNet conventions the network had no normalisation at all and the RetinaNet
+reference §7's frozen ImageNet conventions the network had no normalisation at all and the RetinaNet
 run diverged or not depending on the CPU's rounding. Focal-loss training still has one short
 transient when the classifier first separates persons from background (a few iterations of high
 loss, at an iteration that can move with rounding), so the loss is compared by medians, which one
@@ -34,7 +34,7 @@ from tinysm.engine.train import build_model, seed_everything, train
 RUNS = {
     "faster_fpn": dict(max_iters=60, lr_per_image=0.01, detector_options={
         "fpn_channels": 64, "representation_size": 256, "box_batch_size_per_image": 128}),
-    # Adaptive RetinaNet-c: clipped at max-norm 1 (SPEC §7); a 50-iteration warm-up.
+    # Adaptive RetinaNet-c: clipped at max-norm 1 (reference §7); a 50-iteration warm-up.
     "adaptive_retinanet": dict(max_iters=160, lr_per_image=0.02, clip_grad_norm=1.0, warmup_iters=50,
                                detector_options={"fpn_channels": 64}),
 }

@@ -1,4 +1,4 @@
-"""Weight transfer between class sets (SPEC §8): name-and-shape matching, the engine's checkpoint format."""
+"""Weight transfer between class sets (reference §8): name-and-shape matching, the engine's checkpoint format."""
 from __future__ import annotations
 
 import pytest

@@ -12,7 +12,7 @@ import sys
 from tinysm.data.annotations import AnnotationError
 
 # In the order `tinysm --help` lists them (the pipeline's order).
-COMMANDS = ("synth", "tiles", "erase", "sizes", "train", "evaluate", "reproduce")
+COMMANDS = ("synth", "tiles", "erase", "sizes", "config", "train", "evaluate", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,10 @@
 `config_from_mapping` is the one place where a params file is checked: an unknown key or a value of
 the wrong type is a `ConfigError` that names the key and the file, before any work starts.
 Tuples are accepted as lists (papermill passes lists; YAML has no tuples).
+
+A YAML file may start from another: `base: base.yaml` (relative to the file's folder) takes every
+key of that file, and the file's own keys replace them (mmdetection's `_base_`, one level or more).
+A repeated key in one file is an error, not a silent "last one wins".
 """
 from __future__ import annotations
 
@@ -91,11 +95,9 @@ def config_from_mapping(cls: type[C], values: Mapping[str, Any], where: str = "<
     """An instance of the dataclass `cls` from `values`; defaults fill what is missing."""
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(values).__name__}")
+    check_keys(cls, values, where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
     kwargs = {key: _coerce(value, hints[key], key, where) for key, value in values.items()}
     missing = [name for name, f in fields.items() if name not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
@@ -107,18 +109,76 @@ def config_from_mapping(cls: type[C], values: Mapping[str, Any], where: str = "<
         raise ConfigError(f"{where}: {err}") from None
 
 
-def load_config(cls: type[C], path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> C:
-    """`cls` from a YAML file (a flat mapping), with optional overrides on top."""
+BASE_KEY = "base"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a mapping with a repeated key is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
+    """The flat mapping of one YAML file; a missing file, bad YAML or a repeated key is a ConfigError."""
     path = Path(path)
     try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
+        values = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+    except (FileNotFoundError, IsADirectoryError):
         raise ConfigError(f"{path}: params file does not exist") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(values, Mapping):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(values).__name__}")
-    return config_from_mapping(cls, {**values, **(overrides or {})}, str(path))
+    return dict(values)
+
+
+def read_layers(path: str | os.PathLike) -> list[tuple[Path, dict[str, Any]]]:
+    """A YAML file and the chain of `base:` files under it, deepest base first, without the `base` keys."""
+    layers: list[tuple[Path, dict[str, Any]]] = []
+    path = Path(path)
+    while True:
+        values = read_yaml_mapping(path)
+        base = values.pop(BASE_KEY, None)
+        layers.insert(0, (path, values))
+        if base is None:
+            return layers
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: '{BASE_KEY}' must be a file name, got {base!r}")
+        path = path.parent / base
+        if any(path.resolve() == seen.resolve() for seen, _ in layers):
+            raise ConfigError(f"{path}: '{BASE_KEY}' files form a loop")
+
+
+def load_config(cls: type[C], path: str | os.PathLike, overrides: Mapping[str, Any] | None = None,
+                defaults: Mapping[str, Any] | None = None) -> C:
+    """`cls` from a YAML file and its `base:` chain, `defaults` under and `overrides` on top.
+
+    Each file's keys are checked against `cls` under that file's name; the merged config is then
+    validated as a whole under the name of `path`.
+    """
+    merged: dict[str, Any] = dict(defaults or {})
+    for layer, values in read_layers(path):
+        check_keys(cls, values, str(layer))
+        merged.update(values)
+    return config_from_mapping(cls, {**merged, **(overrides or {})}, str(path))
+
+
+def check_keys(cls: type, values: Mapping[str, Any], where: str) -> None:
+    """ConfigError naming `where` and the key when a key is not a field of `cls` or has the wrong type."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
+    for key, value in values.items():
+        _coerce(value, hints[key], key, where)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

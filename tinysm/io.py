@@ -1,4 +1,4 @@
-"""Atomic file writes: a temp file in the same folder, then a rename (ARCHITECTURE.md, rules of the house).
+"""Atomic file writes: a temp file in the same folder, then a rename (docs/architecture.md, rules of the house).
 
 An interrupted run therefore never leaves a half-written metrics file, annotation file or checkpoint.
 """

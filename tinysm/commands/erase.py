@@ -1,9 +1,9 @@
-"""`tinysm erase`: write "erase" copies of a dataset's images (SPEC §1.2)."""
+"""`tinysm erase`: write "erase" copies of a dataset's images (reference §1.2)."""
 from __future__ import annotations
 
 import argparse
 
-HELP = "paint ignore/uncertain regions with their mean colour and write the erased images (SPEC §1.2)"
+HELP = "paint ignore/uncertain regions with their mean colour and write the erased images (docs/reference.md §1.2)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

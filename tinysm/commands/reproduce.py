@@ -29,14 +29,14 @@ def default_params_dir() -> str:
 
 def run(args: argparse.Namespace) -> int:
     from tinysm.paths import resolve
-    from tinysm.reproduce import NotebookFailed, load_experiments, plan_jobs, run_jobs
-    from tinysm.reproduce_data import prepare_data
+    from tinysm.experiments.reproduce import NotebookFailed, load_experiments, plan_jobs, run_jobs
+    from tinysm.experiments.reproduce_data import prepare_data
 
     params_dir = args.params or default_params_dir()
     configs = load_experiments(params_dir, args.only)  # bad params fail here, before any work
     print(f"[tinysm] params: {params_dir} ({', '.join(c.experiment for c in configs)})")
     size_parameters = prepare_data(resolve(args.data), configs)
-    jobs = plan_jobs(configs, resolve(args.figures), args.force, size_parameters)
+    jobs = plan_jobs(configs, params_dir, resolve(args.figures), args.force, size_parameters)
     try:
         run_jobs(jobs, force=args.force)
     except NotebookFailed as err:

@@ -1,9 +1,9 @@
-"""`tinysm sizes`: object-size statistics of annotation files and their size histograms (SPEC §3)."""
+"""`tinysm sizes`: object-size statistics of annotation files and their size histograms (reference §3)."""
 from __future__ import annotations
 
 import argparse
 
-HELP = "print object-size statistics of COCO-format files and write their size histograms (SPEC §3)"
+HELP = "print object-size statistics of COCO-format files and write their size histograms (docs/reference.md §3)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from tinysm.data.annotations import load_annotations
     from tinysm.io import atomic_write_json
     from tinysm.scale_match import SizeDistribution
-    from tinysm.size_stats import size_statistics, statistics_table
+    from tinysm.experiments.size_stats import size_statistics, statistics_table
 
     paths = [Path(p) for p in (args.target, args.source) if p is not None]
     if len(paths) == 2 and paths[0].stem == paths[1].stem:

@@ -1,9 +1,9 @@
-"""`tinysm tiles`: cut a full-image annotation file into a tile ("corner") file (SPEC §2)."""
+"""`tinysm tiles`: cut a full-image annotation file into a tile ("corner") file (reference §2)."""
 from __future__ import annotations
 
 import argparse
 
-HELP = "cut a COCO/TinyPerson annotation file into 640x512 tile annotations (SPEC §2)"
+HELP = "cut a COCO/TinyPerson annotation file into 640x512 tile annotations (docs/reference.md §2)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

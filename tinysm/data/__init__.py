@@ -1,4 +1,4 @@
-"""Annotations, tiles, datasets, erase and synthetic data (SPEC §1–§2)."""
+"""Annotations, tiles, datasets, erase and synthetic data (reference §1–§2)."""
 from tinysm.data.annotations import (
     AnnotationError, BoxAnnotation, CocoAnnotations, ImageRecord, dense_image_ids, drop_dense_images,
     drop_ignored_boxes, load_annotations, save_annotations, split_crowd, to_all_task,

@@ -1,4 +1,4 @@
-"""COCO-format annotations with the TinyPerson flags (SPEC §1.2), typed and validated.
+"""COCO-format annotations with the TinyPerson flags (reference §1.2), typed and validated.
 
 `load_annotations` reads a JSON file into `CocoAnnotations`; `save_annotations` writes it back.
 The round trip is lossless: every key a user's file had is written back with its value
@@ -18,7 +18,7 @@ import numpy as np
 
 from tinysm.io import atomic_write_text, parse_json
 
-# Flags of SPEC §1.2; all default to False when a file lacks them (plain COCO files do).
+# Flags of reference §1.2; all default to False when a file lacks them (plain COCO files do).
 FLAG_KEYS = ("iscrowd", "ignore", "uncertain", "logo", "in_dense_image")
 _IMAGE_REQUIRED = ("id", "file_name", "width", "height")
 _ANNOTATION_REQUIRED = ("id", "image_id", "category_id", "bbox")
@@ -83,7 +83,7 @@ class BoxAnnotation:
 
     @property
     def is_ignored(self) -> bool:
-        """Evaluation treats crowd, ignore and uncertain boxes as ignore regions (SPEC §6.1)."""
+        """Evaluation treats crowd, ignore and uncertain boxes as ignore regions (reference §6.1)."""
         return self.iscrowd or self.ignore or self.uncertain
 
     def to_json(self) -> dict[str, Any]:
@@ -331,7 +331,7 @@ def save_annotations(annotations: CocoAnnotations, path: str | os.PathLike) -> P
 # ----------------------------------------------------------------------------- tasks and filters
 
 def to_all_task(annotations: CocoAnnotations) -> CocoAnnotations:
-    """The "all" task of SPEC §1.2: sea_person and earth_person merged into one class `person` (id 1)."""
+    """The "all" task of reference §1.2: sea_person and earth_person merged into one class `person` (id 1)."""
     merged = annotations.with_annotations(replace(a, category_id=PERSON_CATEGORY["id"])
                                           for a in annotations.annotations)
     merged.categories = [dict(PERSON_CATEGORY)]
@@ -339,7 +339,7 @@ def to_all_task(annotations: CocoAnnotations) -> CocoAnnotations:
 
 
 def dense_image_ids(annotations: CocoAnnotations, max_boxes: int | None = 200) -> set[int]:
-    """Images flagged `in_dense_image`, or with more than `max_boxes` boxes (SPEC §1.2)."""
+    """Images flagged `in_dense_image`, or with more than `max_boxes` boxes (reference §1.2)."""
     dense = {a.image_id for a in annotations.annotations if a.in_dense_image}
     if max_boxes is not None:
         dense |= {i for i, anns in annotations.annotations_by_image.items() if len(anns) > max_boxes}
@@ -355,7 +355,7 @@ def drop_dense_images(annotations: CocoAnnotations, max_boxes: int | None = 200)
 
 
 def drop_ignored_boxes(annotations: CocoAnnotations) -> CocoAnnotations:
-    """Remove ignore and uncertain boxes (as in the "erase" training files, SPEC §1.2)."""
+    """Remove ignore and uncertain boxes (as in the "erase" training files, reference §1.2)."""
     return annotations.with_annotations(a for a in annotations.annotations if not (a.ignore or a.uncertain))
 
 

@@ -1,6 +1,6 @@
 """torch Datasets over annotation sets: full images or tiles read straight from the full image.
 
-A tile entry (an image with `corner`, SPEC §2) is cropped from its full image file on the fly:
+A tile entry (an image with `corner`, reference §2) is cropped from its full image file on the fly:
 no sub-image files are written. Targets speak COCO category ids; label offsets live in the models.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ class DetectionDataset(Dataset):
     `boxes` (xyxy `BoundingBoxes`), `labels` (COCO category ids), `ignore` (crowd/ignore/uncertain),
     `image_id`.
 
-    `drop_ignored=True` removes ignore-flagged boxes from the target (training, SPEC §1.2);
+    `drop_ignored=True` removes ignore-flagged boxes from the target (training, reference §1.2);
     `transforms` take and return (image, target).
     """
 

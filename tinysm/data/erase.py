@@ -1,4 +1,4 @@
-"""Painting ignore/uncertain regions with their mean colour: the "erase" images of SPEC §1.2.
+"""Painting ignore/uncertain regions with their mean colour: the "erase" images of reference §1.2.
 
 Training never sees ignore handling; it trains on images where those regions are flat colour and
 on annotation files without them. `EraseIgnoredRegions` does this on the fly; `write_erased_dataset`

@@ -1,4 +1,4 @@
-"""Where the official TinyPerson and COCO 2017 releases keep their files (SPEC §1.1).
+"""Where the official TinyPerson and COCO 2017 releases keep their files (reference §1.1).
 
 The synthetic generator writes the same layout, so real and synthetic data go through one loader.
 """
@@ -39,7 +39,7 @@ class TinyPersonLayout:
         return self.root / "mini_annotations" / "tiny_set_train_all_erase.json"
 
     @property
-    def train_tile_annotations(self) -> Path:  # 640x512 tiles, overlap 50 (SPEC §2.1)
+    def train_tile_annotations(self) -> Path:  # 640x512 tiles, overlap 50 (reference §2.1)
         return self.root / "mini_annotations" / "tiny_set_train_sw640_sh512_all_erase.json"
 
     @property
@@ -66,6 +66,12 @@ class CocoLayout:
         return self.annotations().is_file() and self.images().is_dir()
 
 
+def layouts(root: str | Path) -> tuple[TinyPersonLayout, CocoLayout]:
+    """The two datasets under one data root: `root/tiny_set` and `root/coco` (reference §1.1)."""
+    root = Path(root)
+    return TinyPersonLayout(root / "tiny_set"), CocoLayout(root / "coco")
+
+
 @dataclass(frozen=True)
 class DataRoots:
     """The two datasets an experiment uses, and whether they are the real ones."""
@@ -81,8 +87,7 @@ def find_data(data_dir: str | Path = "data", synthetic_dir: str | Path | None = 
     The synthetic set (written by `tinysm synth`) lives in `data_dir/synthetic` unless given.
     """
     data_dir = Path(data_dir)
-    real = DataRoots(TinyPersonLayout(data_dir / "tiny_set"), CocoLayout(data_dir / "coco"), False)
+    real = DataRoots(*layouts(data_dir), False)
     if real.tiny_set.exists() and real.coco.exists():
         return real
-    synth = Path(synthetic_dir) if synthetic_dir is not None else data_dir / "synthetic"
-    return DataRoots(TinyPersonLayout(synth / "tiny_set"), CocoLayout(synth / "coco"), True)
+    return DataRoots(*layouts(Path(synthetic_dir) if synthetic_dir is not None else data_dir / "synthetic"), True)

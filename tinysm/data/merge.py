@@ -1,29 +1,27 @@
-"""Merging tile detections back into full-image detections (SPEC §2.3).
+"""Merging tile detections back into full-image detections (reference §2.3).
 
 Every tile box is shifted by its tile's (x1, y1), then one class-agnostic NMS per image removes the
 copies that overlapping tiles produce of the same object. The two-stage detector (Faster-FPN) first
 runs NMS within each tile and keeps everything; the one-stage detector (RetinaNet) pools its raw
-per-tile candidates into one NMS and keeps at most 1000 per image. Caps matter (SPEC §2.3): a full
+per-tile candidates into one NMS and keeps at most 1000 per image. Caps matter (reference §2.3): a full
 image can hold 800+ persons.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from tinysm.data.annotations import AnnotationError, CocoAnnotations
-
-if TYPE_CHECKING:
-    from tinysm.evaluation.detections import Detections
+from tinysm.data.detections import Detections, load_detections
 
 TileOffsets = Mapping[int, tuple[int, int, int]]   # tile image id -> (full image id, x1, y1)
 
 
 @dataclass(frozen=True)
 class MergeConfig:
-    """How tile detections become image detections (SPEC §2.3); `None` means no cap."""
+    """How tile detections become image detections (reference §2.3); `None` means no cap."""
 
     per_tile_nms: bool = True
     nms_iou: float = 0.5
@@ -41,8 +39,12 @@ class MergeConfig:
         return cls(per_tile_nms=False, max_per_image=max_per_image)
 
 
+# The merge variants by name, as detectors declare them (`model.merge_variant`) and the CLI takes them.
+MERGE_VARIANTS = {"two_stage": MergeConfig.two_stage, "one_stage": MergeConfig.one_stage}
+
+
 def tile_offsets(tiles: CocoAnnotations, full_images: CocoAnnotations) -> dict[int, tuple[int, int, int]]:
-    """tile id -> (full image id, x1, y1): tiles keep their image's `file_name` and add `corner` (SPEC §1.2)."""
+    """tile id -> (full image id, x1, y1): tiles keep their image's `file_name` and add `corner` (reference §1.2)."""
     by_file = {image.file_name: image.id for image in full_images.images}
     offsets = {}
     for tile in tiles.images:
@@ -56,16 +58,13 @@ def tile_offsets(tiles: CocoAnnotations, full_images: CocoAnnotations) -> dict[i
 
 def merge_tile_detections(detections: Any, tiles: CocoAnnotations | TileOffsets,
                           full_images: CocoAnnotations | None = None,
-                          config: MergeConfig = MergeConfig.two_stage()) -> "Detections":
+                          config: MergeConfig = MergeConfig.two_stage()) -> Detections:
     """Per-tile detections (keyed by tile image id) -> per-image detections, sorted by image then score.
 
     `tiles` is the tile annotation file (then `full_images`, the full-image file, gives the image
     ids) or explicit offsets {tile id: (image id, x1, y1)}. `detections` is anything
     `load_detections` reads. `.to_results()` on the answer gives a COCO results list.
     """
-    # Imported here: tinysm.evaluation re-exports this module, so a top-level import would be circular.
-    from tinysm.evaluation.detections import Detections, load_detections
-
     if isinstance(tiles, CocoAnnotations):
         if full_images is None:
             raise ValueError("merging with a tile annotation file needs the full-image file (full_images) for the image ids")

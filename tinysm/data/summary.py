@@ -1,4 +1,4 @@
-"""What an annotation file holds: images, boxes per flag, and the size distribution (SPEC §1.2–§1.3).
+"""What an annotation file holds: images, boxes per flag, and the size distribution (reference §1.2–§1.3).
 
 Works on any COCO/TinyPerson file, real or synthetic, so the two can be compared line by line.
 """
@@ -12,11 +12,11 @@ import numpy as np
 from tinysm.data.annotations import CocoAnnotations, dense_image_ids
 
 PERCENTILES = (5, 25, 50, 75, 95)
-# Half-open so that they partition the sizes; the names and edges are the MR setups of SPEC §6.2
+# Half-open so that they partition the sizes; the names and edges are the MR setups of reference §6.2
 # (whose own ranges are closed and overlap at the edges).
 SIZE_RANGES = (("<2", 0.0, 2.0), ("tiny1", 2.0, 8.0), ("tiny2", 8.0, 12.0), ("tiny3", 12.0, 20.0),
                ("small", 20.0, 32.0), (">=32", 32.0, math.inf))
-# Printed name -> the flag of SPEC §1.2 it counts.
+# Printed name -> the flag of reference §1.2 it counts.
 FLAGS = {"ignore": "ignore", "uncertain": "uncertain", "crowd": "iscrowd", "logo": "logo", "dense": "in_dense_image"}
 
 
@@ -24,7 +24,7 @@ FLAGS = {"ignore": "ignore", "uncertain": "uncertain", "crowd": "iscrowd", "logo
 class DatasetSummary:
     """Counts and sizes of one annotation file.
 
-    `regular` boxes are those evaluation scores (not crowd, ignore or uncertain, SPEC §6.1); the
+    `regular` boxes are those evaluation scores (not crowd, ignore or uncertain, reference §6.1); the
     flag counts overlap (an ignore box may also be a logo), so they need not add up. `dense` counts
     boxes flagged `in_dense_image`; `dense_images` also counts images with more than 200 boxes.
     Sizes are √(w·h) of the regular boxes' bbox.

@@ -1,4 +1,4 @@
-"""Tiles of SPEC §2: the grid (one source of truth for train cut, test cut and merge) and the cut.
+"""Tiles of reference §2: the grid (one source of truth for train cut, test cut and merge) and the cut.
 
 TinyPerson frames are 1280×720 to 1920×1080; detectors see 640×512 tiles. A tile annotation set
 keeps each full image's `file_name` and adds `corner: [x1, y1, x2, y2]` (the reference's format).
@@ -11,13 +11,13 @@ from dataclasses import replace
 from tinysm.data.annotations import BoxAnnotation, CocoAnnotations, ImageRecord
 
 TEST_TILE = (640, 512)
-TEST_OVERLAP = (100, 100)   # SPEC §2.1: test tiles
-TRAIN_OVERLAP = (50, 50)    # SPEC §2.1: the released "old 640x512" training tiles
-KEEP_RATIO = 0.7            # SPEC §2.2
+TEST_OVERLAP = (100, 100)   # reference §2.1: test tiles
+TRAIN_OVERLAP = (50, 50)    # reference §2.1: the released "old 640x512" training tiles
+KEEP_RATIO = 0.7            # reference §2.2
 
 
 def axis_offsets(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile start offsets along one axis (SPEC §2.1): stride tile−overlap, last tile flush with the border."""
+    """Tile start offsets along one axis (reference §2.1): stride tile−overlap, last tile flush with the border."""
     if tile <= 0 or overlap < 0 or overlap >= tile:
         raise ValueError(f"need tile > overlap >= 0, got tile={tile} overlap={overlap}")
     offsets: list[int] = []
@@ -31,7 +31,7 @@ def axis_offsets(length: int, tile: int, overlap: int) -> list[int]:
 
 def tile_grid(width: int, height: int, tile: tuple[int, int] = TEST_TILE,
               overlap: tuple[int, int] = TEST_OVERLAP) -> list[tuple[int, int, int, int]]:
-    """The (x1, y1, x2, y2) tiles of a width×height image, row by row (SPEC §2.1).
+    """The (x1, y1, x2, y2) tiles of a width×height image, row by row (reference §2.1).
 
     Every tile is `tile` sized unless the image is smaller along an axis, in which case that
     axis has one tile covering the whole length.
@@ -43,7 +43,7 @@ def tile_grid(width: int, height: int, tile: tuple[int, int] = TEST_TILE,
 
 def clip_to_tile(ann: BoxAnnotation, corner: tuple[int, int, int, int],
                  keep_ratio: float = KEEP_RATIO) -> BoxAnnotation | None:
-    """The box in tile coordinates, or None when too little of it is inside (SPEC §2.2).
+    """The box in tile coordinates, or None when too little of it is inside (reference §2.2).
 
     Kept when sqrt(clipped area) / sqrt(original area) >= keep_ratio.
     """
@@ -60,7 +60,7 @@ def clip_to_tile(ann: BoxAnnotation, corner: tuple[int, int, int, int],
 def cut_tiles(annotations: CocoAnnotations, tile: tuple[int, int] = TEST_TILE,
               overlap: tuple[int, int] = TRAIN_OVERLAP, keep_ratio: float = KEEP_RATIO,
               keep_empty: bool = False) -> CocoAnnotations:
-    """Cut every full image into tiles and each box into the tiles that keep it (SPEC §2.2).
+    """Cut every full image into tiles and each box into the tiles that keep it (reference §2.2).
 
     Tile images get ids from 0 in order and keep the full image's `file_name`; annotation ids
     are renumbered from 0. Tiles without boxes are dropped unless `keep_empty`.

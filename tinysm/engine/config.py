@@ -1,47 +1,49 @@
 """`TrainConfig`: one training stage (pre-training or fine-tuning) as a typed, validated config.
 
-The defaults are the fine-tuning recipe of SPEC §8. A params file is a flat YAML mapping of these
+The defaults are the fine-tuning recipe of reference §8. A params file is a flat YAML mapping of these
 keys (`tinysm train CONFIG.yaml`); unknown keys and wrong types fail before any work starts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 from tinysm.config import InvalidValue, config_from_mapping, load_config
 from tinysm.paths import resolve
+from tinysm.models.build import DETECTORS
+from tinysm.scale_match import METHODS
 
-DetectorName = Literal["faster_fpn", "adaptive_retinanet"]
 
 
 @dataclass
 class TrainConfig:
-    """One stage: data, detector, the SGD recipe of SPEC §8 and how to run it.
+    """One stage: data, detector, the SGD recipe of reference §8 and how to run it.
 
     Relative paths are relative to the repository root (`tinysm.paths.resolve`).
     `batch_size` is per process; the learning rate is `lr_per_image` times the global batch
     (batch_size × number of processes), so the recipe holds on any number of GPUs.
     """
 
-    detector: DetectorName
+    detector: str                               # a key of tinysm.models.DETECTORS
     train_annotations: Path                     # COCO-format file (TinyPerson tiles or an external set)
     train_images: Path                          # image root its file_names are relative to
     out_dir: Path                               # checkpoints, metrics.jsonl, config.yaml
-    # Detector (SPEC §7)
+    # Detector (reference §7)
     backbone: str = "resnet50"
     backbone_weights: str | None = None         # "imagenet", a local .pth file, or None
-    init_from: Path | None = None               # checkpoint to transfer matching tensors from (SPEC §8)
+    init_from: Path | None = None               # checkpoint to transfer matching tensors from (reference §8)
     detector_options: dict[str, Any] = field(default_factory=dict)  # extra build_detector overrides
-    # Pre-training with Scale Match (SPEC §4, §5); "none" for fine-tuning and the baseline
-    scale_match: Literal["none", "sm", "msm"] = "none"
+    # Pre-training with a size-matching method of tinysm.scale_match.METHODS (reference §4, §5), e.g.
+    # "sm" or "msm"; "none" for fine-tuning and the baseline
+    scale_match: str = "none"
     sm_target_annotations: Path | None = None   # the target histogram's file (TinyPerson training set)
     sm_bins: int = 100
-    sm_tail_rate: float | None = None           # None: 2 / sm_bins (SPEC §3)
+    sm_tail_rate: float | None = None           # None: 2 / sm_bins (reference §3)
     sm_scale_range: tuple[float, float] = (0.1, 1.0)
     sm_default_scale: float = 0.25
     sm_max_tries: int = 5
-    # Optimisation (SPEC §8)
+    # Optimisation (reference §8)
     epochs: int = 12
     milestones: tuple[int, ...] = (8, 11)       # LR ×0.1 after these many epochs
     lr_per_image: float = 0.005
@@ -51,7 +53,7 @@ class TrainConfig:
     warmup_iters: int = 500
     warmup_ratio: float = 0.001
     clip_grad_norm: float | None = None         # 1.0 for the paper's "-c" runs
-    amp: bool = True                            # fp16 autocast + GradScaler, on CUDA only
+    amp: bool = False                           # fp16 autocast + GradScaler on CUDA: a speed option (reference §7.1: fp32)
     max_iters: int | None = None                # stop early (short runs); the schedule is unchanged
     max_images: int | None = None               # train on the first N images only (quick runs)
     # Running
@@ -78,6 +80,9 @@ class TrainConfig:
         _require(list(self.milestones) == sorted(set(self.milestones))
                  and all(0 < m <= self.epochs for m in self.milestones),
                  "milestones", f"must be increasing epochs in 1..epochs={self.epochs}", list(self.milestones))
+        _require(self.detector in DETECTORS, "detector", f"must be one of {list(DETECTORS)}", self.detector)
+        methods = ("none", *METHODS)
+        _require(self.scale_match in methods, "scale_match", f"must be one of {list(methods)}", self.scale_match)
         _require(self.scale_match == "none" or self.sm_target_annotations is not None,
                  "sm_target_annotations", f"is required with scale_match={self.scale_match!r}", None)
         _require(self.eval_every is None or self.eval_annotations is not None,
@@ -125,7 +130,7 @@ class RunPaths:
 def trains_from_scratch(backbone_weights: str | None, init_from: Path | str | None) -> bool:
     """True when a stage loads neither backbone weights nor a pre-trained checkpoint: its detector is
     then built with trainable BatchNorm and no frozen stage (`tinysm.models.backbone`), the ImageNet
-    conventions of SPEC §7 being kept whenever pre-trained tensors are loaded."""
+    conventions of reference §7 being kept whenever pre-trained tensors are loaded."""
     return backbone_weights is None and init_from is None
 
 
@@ -135,7 +140,7 @@ def _require(ok: bool, key: str, problem: str, value: Any) -> None:
 
 
 def train_config_from_mapping(values: Mapping[str, Any], where: str = "<train config>") -> TrainConfig:
-    """A validated `TrainConfig` from a flat mapping (e.g. built by tinysm.experiment)."""
+    """A validated `TrainConfig` from a flat mapping (e.g. built by tinysm.experiments.run)."""
     return config_from_mapping(TrainConfig, values, where)
 
 

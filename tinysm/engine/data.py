@@ -16,7 +16,7 @@ from tinysm.data.transforms import PairTransform, PretrainPreset, TrainPreset
 from tinysm.engine.config import TrainConfig
 from tinysm.engine.distributed import DistributedContext, ResumableSampler
 from tinysm.paths import resolve
-from tinysm.scale_match import MonotoneScaleMatch, ScaleMatch, SizeDistribution
+from tinysm.scale_match import METHODS, SizeMatchSettings
 
 
 class SeededSamples(Dataset):
@@ -63,19 +63,16 @@ def category_ids(annotations: CocoAnnotations) -> list[int]:
 
 
 def training_transform(config: TrainConfig, annotations: CocoAnnotations) -> PairTransform:
-    """The stage's preset: flip only, or Scale Match / Monotone SM first (SPEC §4, §5, §8).
+    """The stage's preset: flip only, or a size-matching method of `METHODS` first (reference §4, §5, §8).
 
-    Monotone SM maps the sizes of the whole external file `annotations` (SPEC §5).
+    The external file `annotations` is the method's source (Monotone SM maps its sizes, reference §5).
     """
     if config.scale_match == "none":
         return TrainPreset()
-    target = SizeDistribution.from_coco(resolve(config.sm_target_annotations), bins=config.sm_bins,
-                                        tail_rate=config.sm_tail_rate)
-    if config.scale_match == "sm":
-        matcher = ScaleMatch(target, config.sm_scale_range, config.sm_default_scale, config.sm_max_tries)
-    else:
-        matcher = MonotoneScaleMatch(target, annotations, config.sm_scale_range, config.sm_default_scale)
-    return PretrainPreset(matcher)
+    settings = SizeMatchSettings(config.sm_bins, config.sm_tail_rate, tuple(config.sm_scale_range),
+                                 config.sm_default_scale, config.sm_max_tries)
+    target = load_annotations(resolve(config.sm_target_annotations))
+    return PretrainPreset(METHODS[config.scale_match].build(target, annotations, settings))
 
 
 def build_training_data(config: TrainConfig, context: DistributedContext
@@ -86,7 +83,7 @@ def build_training_data(config: TrainConfig, context: DistributedContext
     subset = first_images(annotations, config.max_images)
     if not subset.images:
         raise ValueError(f"{annotations.source}: no images to train on")
-    # Training never uses ignore handling (SPEC §1.2): ignore-flagged boxes leave the targets.
+    # Training never uses ignore handling (reference §1.2): ignore-flagged boxes leave the targets.
     dataset = SeededSamples(DetectionDataset(subset, transforms=transform, drop_ignored=True), config.seed)
     sampler = ResumableSampler(dataset, context, config.seed)
     # The loader's own generator: creating an epoch's iterator must not draw from the global torch

@@ -1,5 +1,5 @@
-"""Evaluation during training: tiled inference on full images (SPEC §2.3), then the TinyPerson
-AP/MR protocol (SPEC §6)."""
+"""Evaluation during training: tiled inference on full images (reference §2.3), then the TinyPerson
+AP/MR protocol (reference §6)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +14,7 @@ from tinysm.paths import resolve
 
 def evaluate_on(model: torch.nn.Module, annotations: str | Path, image_root: str | Path,
                 amp: bool = False, progress: bool = True) -> dict[str, float]:
-    """The flat metrics of SPEC §6.4 (`AP50_tiny`, ...) of a bare detector on a full-image file."""
+    """The flat metrics of reference §6.4 (`AP50_tiny`, ...) of a bare detector on a full-image file."""
     from tinysm.engine.predict import predict
     from tinysm.evaluation import evaluate_tiny
 

@@ -1,8 +1,8 @@
-"""Tiled full-image inference (SPEC §2): cut each image into test tiles, detect, merge back.
+"""Tiled full-image inference (reference §2): cut each image into test tiles, detect, merge back.
 
-Tiles come from `tile_grid` (640×512, overlap 100, no resize, SPEC §2.1) and are batched across
+Tiles come from `tile_grid` (640×512, overlap 100, no resize, reference §2.1) and are batched across
 image boundaries; each image is merged as soon as its last tile is done, with the variant of
-SPEC §2.3 that the model declares (`model.merge_variant`), so memory stays bounded by one batch
+reference §2.3 that the model declares (`model.merge_variant`), so memory stays bounded by one batch
 plus the images in flight. The answer is a COCO results list that `evaluate_tiny` takes directly.
 """
 from __future__ import annotations
@@ -17,11 +17,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from tinysm.data.merge import MergeConfig, merge_tile_detections
+from tinysm.data.merge import MERGE_VARIANTS, MergeConfig, merge_tile_detections
 from tinysm.data.tiles import TEST_OVERLAP, TEST_TILE, tile_grid
 from tinysm.io import atomic_write_json
 
-MERGE_CONFIGS = {"two_stage": MergeConfig.two_stage, "one_stage": MergeConfig.one_stage}
 
 
 @dataclass
@@ -38,7 +37,7 @@ def predict(model: nn.Module, dataset: Dataset, tile: tuple[int, int] = TEST_TIL
             overlap: tuple[int, int] = TEST_OVERLAP, batch_size: int = 8, device: str | torch.device | None = None,
             num_workers: int = 0, amp: bool = False, results_path: str | Path | None = None,
             progress: bool = True) -> list[dict[str, Any]]:
-    """COCO results of `model` on the full images of `dataset`, tiled and merged (SPEC §2.1, §2.3).
+    """COCO results of `model` on the full images of `dataset`, tiled and merged (reference §2.1, §2.3).
 
     `dataset` yields (image 3×H×W uint8 or float in [0, 1], target with `image_id`), e.g. a
     `DetectionDataset` of a full-image annotation file. `model` is a bare detector of
@@ -46,14 +45,14 @@ def predict(model: nn.Module, dataset: Dataset, tile: tuple[int, int] = TEST_TIL
     `results_path`: also write the results there, atomically.
     """
     variant = getattr(model, "merge_variant", None)
-    if variant not in MERGE_CONFIGS or not hasattr(model, "tile_detections"):
+    if variant not in MERGE_VARIANTS or not hasattr(model, "tile_detections"):
         raise ValueError(f"predict needs a tinysm.models detector (a DDP wrapper's .module), whose merge_variant "
-                         f"is one of {sorted(MERGE_CONFIGS)}; got {type(model).__name__} with {variant!r}")
+                         f"is one of {sorted(MERGE_VARIANTS)}; got {type(model).__name__} with {variant!r}")
     check_full_images(dataset)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if amp and device.type != "cuda":
         raise ValueError(f"amp=True runs fp16 autocast on CUDA; the model is on {device}")
-    merge_config = MERGE_CONFIGS[variant]()
+    merge_config = MERGE_VARIANTS[variant]()
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
     was_training = model.training
@@ -123,7 +122,7 @@ def as_float_image(pixels: Tensor) -> Tensor:
 
 def merge_image(image_id: int, tiles: list[tuple[tuple[int, int, int, int], dict[str, Tensor]]],
                 config: MergeConfig) -> list[dict[str, Any]]:
-    """COCO results of one image from its tiles' detections (SPEC §2.3)."""
+    """COCO results of one image from its tiles' detections (reference §2.3)."""
     boxes = torch.cat([d["boxes"] for _, d in tiles]).double().numpy()
     arrays = {
         "image_id": np.repeat(np.arange(len(tiles)), [len(d["boxes"]) for _, d in tiles]),

@@ -1,4 +1,4 @@
-"""The learning-rate schedule of SPEC §8: linear warm-up, then ×gamma at milestone epochs.
+"""The learning-rate schedule of reference §8: linear warm-up, then ×gamma at milestone epochs.
 
 Stepped once per iteration. The warm-up is the reference's (mmdetection's "linear"): over the first
 `warmup_iters` iterations the factor rises linearly from `warmup_ratio` to 1, multiplying the

@@ -1,4 +1,4 @@
-"""Training: one stage of the paper's recipes (SPEC §8) on a CPU, one GPU or several (torchrun).
+"""Training: one stage of the paper's recipes (reference §8) on a CPU, one GPU or several (torchrun).
 
 The recipe (the seed's table; the `TrainConfig` defaults are the fine-tuning row):
 - Fine-tuning and the baseline, on TinyPerson training tiles (640×512, overlap 50, erased images):
@@ -7,7 +7,7 @@ The recipe (the seed's table; the `TrainConfig` defaults are the fine-tuning row
   0.001×, horizontal flip 0.5. Adaptive RetinaNet "-c" adds gradient clipping at max-norm 1.
 - SM / MSM pre-training on COCO (all 80 classes): the same optimiser and schedule with LR 0.01 for
   2 GPUs × 8 images (exp4.0) or × 4 images (exp4.1, 4.2, 5.1, 5.2), i.e. `lr_per_image` 0.01/16 or
-  0.01/8; Scale Match / Monotone SM on whole images in place of the usual resize (SPEC §4 step 4),
+  0.01/8; Scale Match / Monotone SM on whole images in place of the usual resize (reference §4 step 4),
   the target histogram from the TinyPerson training annotations.
 - Transfer: the fine-tuning stage starts from every pre-trained tensor whose name and shape match
   (`init_from`); the class-specific layers start fresh.
@@ -79,7 +79,7 @@ def train_one_epoch(model: torch.nn.Module, state: TrainingState, loader: Iterab
         targets = [{"boxes": t["boxes"].to(context.device, non_blocking=True),
                     "labels": t["labels"].to(context.device, non_blocking=True)} for t in targets]
         data_time = time.perf_counter() - tick
-        # fp16 with a GradScaler, never bf16: bf16 snaps decoded boxes to a 2–4 px grid (SPEC §7).
+        # fp16 with a GradScaler, never bf16: bf16 snaps decoded boxes to a 2–4 px grid (reference §7).
         with torch.autocast(context.device.type, dtype=torch.float16, enabled=use_amp):
             loss_terms = model(images, targets)
         loss = sum(loss_terms.values())
@@ -114,7 +114,7 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(config: TrainConfig, category_ids: list[int], context: DistributedContext) -> torch.nn.Module:
-    """The stage's detector, with matching pre-trained tensors transferred from `init_from` (SPEC §8)."""
+    """The stage's detector, with matching pre-trained tensors transferred from `init_from` (reference §8)."""
     from tinysm.models import build_detector, load_matching_weights
 
     weights = config.backbone_weights

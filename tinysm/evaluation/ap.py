@@ -1,4 +1,4 @@
-"""Average precision of the TinyPerson "tiny" COCO protocol, one category (SPEC §6.1, §6.3)."""
+"""Average precision of the TinyPerson "tiny" COCO protocol, one category (reference §6.1, §6.3)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ from tinysm.evaluation.protocol import MAX_THRESHOLD, RECALL_THRESHOLDS
 
 def ap_rules(gt: GroundTruthColumns, dets: RankedDetections, thresholds: np.ndarray, ranges: np.ndarray,
              max_dets: int) -> MatchRules:
-    """Matching rules of SPEC §6.1, one problem per (threshold, range), threshold-major.
+    """Matching rules of reference §6.1, one problem per (threshold, range), threshold-major.
 
     `ranges` is an (A, 2) array of inclusive area bounds. Crowd, ignore and uncertain GTs and GTs
     outside the range are ignored; crowd GTs are compared by IoD and may absorb many detections.
@@ -29,11 +29,11 @@ def precision_curves(matches: Matches, rules: MatchRules, gt: GroundTruthColumns
                      ranges: np.ndarray, reference_quirks: bool) -> np.ndarray:
     """Precision at the 101 recall points, shape (T, A, 101); −1 where a range has no regular GT."""
     n_a = len(ranges)
-    # SPEC §6.1: pool images in id order (the detections' order here), then a stable sort by score.
+    # reference §6.1: pool images in id order (the detections' order here), then a stable sort by score.
     kept = np.flatnonzero(rules.active[0])
     ranking = kept[np.argsort(-dets.score[kept], kind="stable")]
     status = matches.status[:, ranking]
-    # SPEC §6.3: the reference stores the matched GT's id and reads 0 as "no match".
+    # reference §6.3: the reference stores the matched GT's id and reads 0 as "no match".
     id_zero = matches.matched_to(gt.ann_id == 0)[:, ranking] if reference_quirks else None
     area = dets.area[ranking]
     outside = (area < ranges[:, :1]) | (area > ranges[:, 1:])                   # (A, n)
@@ -51,7 +51,7 @@ def precision_curves(matches: Matches, rules: MatchRules, gt: GroundTruthColumns
 
 
 def _sample_precision(true_positive: np.ndarray, false_positive: np.ndarray, n_regular: int) -> np.ndarray:
-    """COCO's interpolated precision at the recall points (SPEC §6.1).
+    """COCO's interpolated precision at the recall points (reference §6.1).
 
     Recall only grows at true positives, so the first entry reaching a recall point is always one,
     and the precision envelope there (the running max from the right) is the running max over the

@@ -1,4 +1,4 @@
-"""`evaluate_tiny`: TinyPerson AP and MR of a detection file against a GT file (SPEC §6)."""
+"""`evaluate_tiny`: TinyPerson AP and MR of a detection file against a GT file (reference §6)."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import numpy as np
 
 from tinysm.data.annotations import CocoAnnotations, load_annotations
 from tinysm.evaluation.ap import ap_rules, average_precision, precision_curves
-from tinysm.evaluation.detections import load_detections
+from tinysm.data.detections import load_detections
 from tinysm.evaluation.matching import MatchRules, greedy_match
 from tinysm.evaluation.mr import log_average_miss_rate, mr_rules, recall_at_fppi
 from tinysm.evaluation.overlaps import GroundTruthColumns, RankedDetections, overlapping_pairs
@@ -23,16 +23,16 @@ FPPI_GRID = np.logspace(-3, 1, 81)
 
 def evaluate_tiny(gt: str | os.PathLike | CocoAnnotations, detections: Any, max_dets: int = 1000,
                   iou_thrs: Sequence[float] = IOU_THRESHOLDS, reference_quirks: bool = False) -> TinyResult:
-    """TinyPerson AP (SPEC §6.1, all ranges) and MR (SPEC §6.2, all setups) at every IoU threshold.
+    """TinyPerson AP (reference §6.1, all ranges) and MR (reference §6.2, all setups) at every IoU threshold.
 
     `gt`: the "all"-task GT file (path or loaded), with its ignore/uncertain flags; every image in
-    it counts for FPPI (pass the test set without dense images, as the reference does, SPEC §1.2). `detections`: a COCO results path, a list of result dicts, a mapping of
+    it counts for FPPI (pass the test set without dense images, as the reference does, reference §1.2). `detections`: a COCO results path, a list of result dicts, a mapping of
     arrays (`image_id`, `category_id`, `bbox` N×4 xywh, `score`) or `Detections`.
-    `max_dets` caps AP's detections per image (SPEC §6.1: 1000; 200 for the older tables); MR always
+    `max_dets` caps AP's detections per image (reference §6.1: 1000; 200 for the older tables); MR always
     keeps 1000. With several categories the numbers are COCO-style means over categories.
 
     `reference_quirks=False` (the default) gives the protocol as intended. `True` reproduces the two
-    bugs of the reference code (SPEC §6.3: a match to the GT with annotation id 0 counts as a false
+    bugs of the reference code (reference §6.3: a match to the GT with annotation id 0 counts as a false
     positive; MR reads the final recall when no entry has FPPI <= a point) so that numbers equal the
     published tooling's bit for bit.
     """

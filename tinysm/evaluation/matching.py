@@ -1,4 +1,4 @@
-"""Greedy detection-to-GT matching of SPEC §6.1 (AP) and §6.2 (MR), vectorised across images.
+"""Greedy detection-to-GT matching of reference §6.1 (AP) and §6.2 (MR), vectorised across images.
 
 Within an image the matching is sequential: detections by descending score, each taking the best
 still-free GT, so an earlier detection can steal a GT from a later one. Across images it is
@@ -6,7 +6,7 @@ independent. So images are processed in lockstep: turn j handles the j-th detect
 that overlaps some GT enough to matter, for every (IoU threshold × range) problem at once, as numpy
 operations; the other detections are unmatched by construction and never touch the state.
 
-The rules, per problem and detection (the reference's loops, SPEC §6.1-§6.2):
+The rules, per problem and detection (the reference's loops, reference §6.1-§6.2):
 1. Among free GTs with overlap >= t, the regular ones win; among them the highest overlap, and on
    equal overlap the one later in file order (the reference keeps replacing on `>=`).
 2. Otherwise, the same among free ignored GTs: the detection is ignored.
@@ -72,7 +72,7 @@ class Matches:
 
 
 def iod_from_overlap(overlap: np.ndarray, gt_area: np.ndarray, det_area: np.ndarray) -> np.ndarray:
-    """The reference's IoD formula x/(1+x)·(1 + area_g/A_d) (exact IoD when x is the IoU), SPEC §6.1-§6.2."""
+    """The reference's IoD formula x/(1+x)·(1 + area_g/A_d) (exact IoD when x is the IoU), reference §6.1-§6.2."""
     return overlap / (1 + overlap) * (1 + gt_area / det_area)
 
 

@@ -1,4 +1,4 @@
-"""Log-average miss rate, CityPersons style, one category (SPEC §6.2, §6.3)."""
+"""Log-average miss rate, CityPersons style, one category (reference §6.2, §6.3)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,7 @@ from tinysm.evaluation.protocol import (
 
 
 def mr_rules(gt: GroundTruthColumns, dets: RankedDetections, thresholds: np.ndarray, setups: np.ndarray) -> MatchRules:
-    """Matching rules of SPEC §6.2, one problem per (threshold, setup), threshold-major.
+    """Matching rules of reference §6.2, one problem per (threshold, setup), threshold-major.
 
     `setups` is an (S, 2) array of inclusive size bounds. Ignore and uncertain GTs and GTs outside
     the setup are ignored, compared by IoD and reusable; `iscrowd` plays no part.
@@ -35,17 +35,17 @@ def recall_at_fppi(matches: Matches, rules: MatchRules, gt: GroundTruthColumns, 
     `n_images` is the number of images in the GT file (the FPPI denominator).
     """
     top = np.flatnonzero(dets.rank < MR_MAX_DETS)
-    ranking = top[np.argsort(-dets.score[top], kind="stable")]     # SPEC §6.2: pooled as for AP
+    ranking = top[np.argsort(-dets.score[top], kind="stable")]     # reference §6.2: pooled as for AP
     status, active = matches.status[:, ranking], rules.active[:, ranking]
     id_zero = matches.matched_to(gt.ann_id == 0)[:, ranking] if reference_quirks else None
     n_regular = rules.regular.sum(axis=1)
     out = []
     for p in range(len(status)):
-        # Detections outside the setup's size filter are not entries at all (SPEC §6.2).
+        # Detections outside the setup's size filter are not entries at all (reference §6.2).
         entries = status[p][active[p]]
         true_positive = entries == MATCHED
         if id_zero is not None:
-            true_positive &= ~id_zero[p][active[p]]        # SPEC §6.3: id 0 reads as "no match"
+            true_positive &= ~id_zero[p][active[p]]        # reference §6.3: id 0 reads as "no match"
         false_positive = ~true_positive & (entries != IGNORED)
         out.append(_read_recall(true_positive, false_positive, n_regular[p], n_images, points, reference_quirks))
     return np.stack(out)
@@ -62,7 +62,7 @@ def _read_recall(true_positive: np.ndarray, false_positive: np.ndarray, n_regula
     index = np.searchsorted(fppi, points, side="right") - 1
     # Recall = true positives up to the entry / regular GTs (integer counts: the same bits as a cumsum).
     recall = np.searchsorted(np.flatnonzero(true_positive), index, side="right") / n_regular
-    # SPEC §6.3: with no entry at or below a point the reference reads index -1, the final recall.
+    # reference §6.3: with no entry at or below a point the reference reads index -1, the final recall.
     below = np.count_nonzero(true_positive) / n_regular if reference_quirks else 0.0
     return np.where(index >= 0, recall, below)
 
@@ -71,7 +71,7 @@ def log_average_miss_rate(recall: np.ndarray) -> np.ndarray:
     """MR per (threshold, setup) from (T, S, K, 9) recalls: exp(mean ln(1 − recall)), −1 if undefined."""
     n_t, n_s = recall.shape[:2]
     out = np.full((n_t, n_s), -1.0)
-    with np.errstate(divide="ignore"):       # recall 1 gives ln 0 = −inf and MR 0 (no floor, SPEC §6.2)
+    with np.errstate(divide="ignore"):       # recall 1 gives ln 0 = −inf and MR 0 (no floor, reference §6.2)
         for t in range(n_t):
             for s in range(n_s):
                 miss = 1 - recall[t, s].T.ravel()      # the reference's (point, category) C order

@@ -1,4 +1,4 @@
-"""Columns of one category's GTs and detections, and their overlapping pairs (SPEC §6.1, §6.2).
+"""Columns of one category's GTs and detections, and their overlapping pairs (reference §6.1, §6.2).
 
 Everything downstream works on these arrays: the GT file is read once, not once per range or
 setup. Only (detection, GT) pairs of the same image whose boxes intersect are kept; every other
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinysm.data.annotations import CocoAnnotations
-from tinysm.evaluation.detections import Detections
+from tinysm.data.detections import Detections
 
 _PAIRS_PER_CHUNK = 4_000_000  # bounds the memory of the detection × GT cross product
 
@@ -21,13 +21,13 @@ class GroundTruthColumns:
     """GT boxes sorted by image (position in the sorted image ids), then file order."""
 
     image: np.ndarray        # int64 image index
-    ann_id: np.ndarray       # int64 annotation id (the id-0 quirk of SPEC §6.3 needs it)
+    ann_id: np.ndarray       # int64 annotation id (the id-0 quirk of reference §6.3 needs it)
     category_id: np.ndarray
     bbox: np.ndarray         # N×4 float64 x, y, w, h
-    area: np.ndarray         # the file's `area` field (ranges and the IoD formula use it, SPEC §6.1)
-    size: np.ndarray         # the `size` key when present, else √area (SPEC §6.2)
+    area: np.ndarray         # the file's `area` field (ranges and the IoD formula use it, reference §6.1)
+    size: np.ndarray         # the `size` key when present, else √area (reference §6.2)
     crowd: np.ndarray        # bool
-    flagged: np.ndarray      # bool: `ignore` or `uncertain` (SPEC §1.2)
+    flagged: np.ndarray      # bool: `ignore` or `uncertain` (reference §1.2)
 
     @classmethod
     def from_annotations(cls, gt: CocoAnnotations, image_ids: np.ndarray) -> "GroundTruthColumns":
@@ -52,7 +52,7 @@ class GroundTruthColumns:
 
 @dataclass(frozen=True)
 class RankedDetections:
-    """Detections sorted by image, then score descending (stable: ties in input order), SPEC §6.1."""
+    """Detections sorted by image, then score descending (stable: ties in input order), reference §6.1."""
 
     image: np.ndarray    # int64 image index
     bbox: np.ndarray     # N×4 float64
@@ -75,7 +75,7 @@ class RankedDetections:
 
     @property
     def area(self) -> np.ndarray:
-        """w·h (SPEC §6.1: the detection's area is never a stored field)."""
+        """w·h (reference §6.1: the detection's area is never a stored field)."""
         return self.bbox[:, 2] * self.bbox[:, 3]
 
     def __len__(self) -> int:
@@ -108,7 +108,7 @@ def overlapping_pairs(gt: GroundTruthColumns, dets: RankedDetections, n_images: 
     if not chunks:
         return Candidates(np.zeros(0, np.int64), np.zeros((0, 0), np.int64), np.zeros((0, 0)), np.zeros((0, 0)))
     det, gt_index, iou, iod = (np.concatenate(parts) for parts in zip(*chunks))
-    # Columns in GT file order: ties in overlap go to the later GT (SPEC §6.1), so the order matters.
+    # Columns in GT file order: ties in overlap go to the later GT (reference §6.1), so the order matters.
     by_gt = np.lexsort((gt_index, det))
     return _pad_by_detection(det[by_gt], gt_index[by_gt], iou[by_gt], iod[by_gt])
 

@@ -1,7 +1,7 @@
-"""The constants of the TinyPerson evaluation protocol (SPEC §6), in one place.
+"""The constants of the TinyPerson evaluation protocol (reference §6), in one place.
 
-Ranges are (name, low, high), both ends inclusive. AP ranges are on areas (SPEC §6.1), MR setups
-on sizes √area (SPEC §6.2).
+Ranges are (name, low, high), both ends inclusive. AP ranges are on areas (reference §6.1), MR setups
+on sizes √area (reference §6.2).
 """
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ MR_SETUPS: tuple[tuple[str, float, float], ...] = (
     ("tiny1", 2.0, 8.0), ("tiny2", 8.0, 12.0), ("tiny3", 12.0, 20.0), ("tiny", 2.0, 20.0),
     ("small", 20.0, 32.0), ("all", -1.0, 1e10),
 )
-# Order of the columns in printed tables and of the keys in the flat dict (SPEC §6.4).
+# Order of the columns in printed tables and of the keys in the flat dict (reference §6.4).
 RANGE_ORDER = ("tiny1", "tiny2", "tiny3", "tiny", "small", "all", "reasonable")
 
-MR_MAX_DETS = 1000          # SPEC §6.2: MR always keeps the top 1000 per image
-MR_SIZE_MARGIN = 1.25       # SPEC §6.2: detections kept when √(wh) in [lo/1.25, hi*1.25)
-MR_FALLBACK_THRESHOLD = 0.5  # SPEC §6.2: the IoD-from-IoU rule for unmatched detections
+MR_MAX_DETS = 1000          # reference §6.2: MR always keeps the top 1000 per image
+MR_SIZE_MARGIN = 1.25       # reference §6.2: detections kept when √(wh) in [lo/1.25, hi*1.25)
+MR_FALLBACK_THRESHOLD = 0.5  # reference §6.2: the IoD-from-IoU rule for unmatched detections
 
-# SPEC §6.1: 101 recall points, np.linspace (i*0.01 in floating point, not i/100).
+# reference §6.1: 101 recall points, np.linspace (i*0.01 in floating point, not i/100).
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
-# SPEC §6.2: 9 FPPI points, exp(ln 0.01 + i*ln(100)/8). Built with np.arange like the reference,
+# reference §6.2: 9 FPPI points, exp(ln 0.01 + i*ln(100)/8). Built with np.arange like the reference,
 # whose last bits differ from the closed form: 0.1 and 1 come out a few ulps high, which is why an
 # FPPI of exactly 0.1 or 1 counts as below the point.
 FPPI_POINTS = np.exp(np.arange(np.log(0.01), np.log(1.0) + 1e-10, np.log(1.0 / 0.01) / 8))
@@ -35,5 +35,5 @@ MAX_THRESHOLD = 1 - 1e-10
 
 
 def metric_key(kind: str, iou: float, range_name: str) -> str:
-    """`AP50_tiny`-style key of SPEC §6.4."""
+    """`AP50_tiny`-style key of reference §6.4."""
     return f"{kind}{round(iou * 100):d}_{range_name}"

@@ -1,4 +1,4 @@
-"""`TinyResult`: the numbers of one evaluation, as the flat dict of SPEC §6.4, a table, a DataFrame, curves."""
+"""`TinyResult`: the numbers of one evaluation, as the flat dict of reference §6.4, a table, a DataFrame, curves."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ UNDEFINED = -1.0
 
 @dataclass(frozen=True)
 class TinyResult:
-    """AP (SPEC §6.1) and MR (SPEC §6.2) of one detection file, in percent; −1 marks "undefined".
+    """AP (reference §6.1) and MR (reference §6.2) of one detection file, in percent; −1 marks "undefined".
 
     Attributes, for tables and plots (T thresholds, A AP ranges, S MR setups):
     - `iou_thresholds` (T,), `ap_ranges` (A names), `mr_setups` (S names)
@@ -43,7 +43,7 @@ class TinyResult:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """The flat dict of SPEC §6.4: `AP50_tiny`-style keys, percent at full precision, −1 undefined."""
+        """The flat dict of reference §6.4: `AP50_tiny`-style keys, percent at full precision, −1 undefined."""
         out: dict[str, float] = {}
         for kind, names, values in (("AP", self.ap_ranges, self.ap), ("MR", self.mr_setups, self.mr)):
             for t, iou in enumerate(self.iou_thresholds):

@@ -1,4 +1,4 @@
-"""Detectors of SPEC §7 on torchvision, and weight transfer between class sets (SPEC §8).
+"""Detectors of reference §7 on torchvision, and weight transfer between class sets (reference §8).
 
 Contract with the training engine and the tiled inference (tinysm/engine/predict.py):
 
@@ -12,7 +12,7 @@ Contract with the training engine and the tiled inference (tinysm/engine/predict
   (xyxy float, N×4) and `labels` (COCO category ids from `category_ids`, default 1..num_classes).
 - Eval mode: `model(images)` -> one dict per image: `boxes` (xyxy float32), `scores` (float32),
   `labels` (COCO category ids). Boxes are decoded in float32 under any autocast.
-- `model.merge_variant`: "two_stage" or "one_stage", the SPEC §2.3 merge that applies, and
+- `model.merge_variant`: "two_stage" or "one_stage", the reference §2.3 merge that applies, and
   `model.tile_detections(images)`: what that merge takes per tile (two-stage: the NMS'd detections;
   one-stage: the raw candidates, top `topk_candidates` per level above `score_thresh`, no NMS).
 - `model.category_ids`: the COCO id of each class, in class order.

@@ -1,11 +1,11 @@
-"""ResNet + FPN backbones with the paper's freezing: stem, layer1 and every BatchNorm (SPEC §7).
+"""ResNet + FPN backbones with the paper's freezing: stem, layer1 and every BatchNorm (reference §7).
 
 Weights: "imagenet" (torchvision's IMAGENET1K_V1 enum, read from the torch hub cache or downloaded
 once), a local file holding a torchvision ResNet state_dict, or None (random init).
 
 Two conventions, chosen explicitly by the caller (never guessed from `weights`, as torchvision's
 builders do, because a model that will receive pre-trained tensors later is built with None too):
-- pre-trained (the default): SPEC §7's ImageNet fine-tuning rules, stem and layer1 frozen and every
+- pre-trained (the default): reference §7's ImageNet fine-tuning rules, stem and layer1 frozen and every
   BatchNorm a `FrozenBatchNorm2d`;
 - `from_scratch`: no pre-trained tensor ever reaches the model, so those rules would freeze random
   values and leave a deep network with no normalisation at all (identity statistics), which trains
@@ -28,7 +28,7 @@ from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxP
 from tinysm.models.components import LastLevelP6FromC5
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
-TRAINABLE_STAGES = ("layer2", "layer3", "layer4")  # SPEC §7: stem (conv1, bn1) and layer1 frozen
+TRAINABLE_STAGES = ("layer2", "layer3", "layer4")  # reference §7: stem (conv1, bn1) and layer1 frozen
 RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")  # C2..C5, strides 4..32
 
 
@@ -106,7 +106,7 @@ def local_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
                      p6: Literal["maxpool_p5", "conv_c5"] = "maxpool_p5", from_scratch: bool = False) -> BackboneWithFPN:
-    """ResNet C2..C5 + FPN P2..P6, stem/layer1/BatchNorm frozen (SPEC §7) unless `from_scratch`.
+    """ResNet C2..C5 + FPN P2..P6, stem/layer1/BatchNorm frozen (reference §7) unless `from_scratch`.
 
     P6 is a stride-2 subsample of P5 (Faster-FPN) or a 3×3 stride-2 conv on C5 (Adaptive RetinaNet).
     """

@@ -1,4 +1,4 @@
-"""Small subclasses of torchvision's detection parts that close its gaps for tiny objects (SPEC §7).
+"""Small subclasses of torchvision's detection parts that close its gaps for tiny objects (reference §7).
 
 Each class changes one behaviour and says why; everything else is torchvision's own code.
 """
@@ -18,7 +18,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class NativeScaleTransform(GeneralizedRCNNTransform):
-    """Normalise with ImageNet mean/std and pad to a multiple of 32, never resize (SPEC §7).
+    """Normalise with ImageNet mean/std and pad to a multiple of 32, never resize (reference §7).
 
     torchvision's transform rescales every image to `min_size`/`max_size`, in eval mode too
     (its `_skip_resize` only covers training): a 640×512 tile would be blown up to 800×1000 and
@@ -39,7 +39,7 @@ class NativeScaleTransform(GeneralizedRCNNTransform):
 
 
 class LowQualityFloorMatcher(Matcher):
-    """Matcher whose low-quality matches need IoU ≥ `floor` (mmdetection's `min_pos_iou`, SPEC §7).
+    """Matcher whose low-quality matches need IoU ≥ `floor` (mmdetection's `min_pos_iou`, reference §7).
 
     torchvision gives every GT its best anchors whatever their IoU; the paper's RPN does so only
     when that best IoU is ≥ 0.3. `floor=0` is torchvision's behaviour (the RetinaNet's).
@@ -76,7 +76,7 @@ class Float32FastRCNNPredictor(FastRCNNPredictor):
 
 
 class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
-    """Multi-level RoIAlign with `aligned=True` (the half-pixel correction, SPEC §7).
+    """Multi-level RoIAlign with `aligned=True` (the half-pixel correction, reference §7).
 
     torchvision's pooler hard-codes `aligned=False`, a half-pixel shift that is a large fraction
     of a 4-pixel person. Level rule as torchvision's (k0 = 4, canonical 224), which for P2..P5 is
@@ -114,7 +114,7 @@ class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
 
 
 class LastLevelP6FromC5(ExtraFPNBlock):
-    """P6 = 3×3 stride-2 conv on C5 (Adaptive RetinaNet, SPEC §7); torchvision's block also adds P7."""
+    """P6 = 3×3 stride-2 conv on C5 (Adaptive RetinaNet, reference §7); torchvision's block also adds P7."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
@@ -128,7 +128,7 @@ class LastLevelP6FromC5(ExtraFPNBlock):
 
 class BatchNormalisedRetinaNetHead(RetinaNetHead):
     """RetinaNet head whose focal and box losses are divided once by the positive anchors of the
-    whole per-process batch (SPEC §7.1; mmdetection sums max(1, positives) over the images).
+    whole per-process batch (reference §7.1; mmdetection sums max(1, positives) over the images).
 
     torchvision divides each image's loss by that image's own positives and then averages: a tile
     holding one matched anchor then weighs as much as one holding fifty, and its summed focal loss

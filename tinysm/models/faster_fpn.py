@@ -1,4 +1,4 @@
-"""Faster R-CNN with FPN configured for tiny persons (SPEC §7), on torchvision's FasterRCNN."""
+"""Faster R-CNN with FPN configured for tiny persons (reference §7), on torchvision's FasterRCNN."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ from tinysm.models.labels import CocoLabelsMixin
 
 @dataclass(frozen=True)
 class FasterFPNSettings:
-    """Every knob of SPEC §7's Faster-FPN; defaults are the paper's values."""
+    """Every knob of reference §7's Faster-FPN; defaults are the paper's values."""
 
     fpn_channels: int = 256
     anchor_sizes: tuple[int, ...] = (8, 16, 32, 64, 128)  # one size per level P2..P6
@@ -53,16 +53,16 @@ class FasterFPN(CocoLabelsMixin, FasterRCNN):
     """torchvision FasterRCNN speaking COCO category ids; class 0 inside is background."""
 
     label_offset = 1
-    merge_variant = "two_stage"  # SPEC §2.3: per-tile NMS, then a global NMS, no cap
+    merge_variant = "two_stage"  # reference §2.3: per-tile NMS, then a global NMS, no cap
 
     def tile_detections(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
-        """Per-tile detections for `merge_tile_detections` (SPEC §2.3): the usual NMS'd output."""
+        """Per-tile detections for `merge_tile_detections` (reference §2.3): the usual NMS'd output."""
         return self(images)
 
 
 def build_faster_fpn(num_classes: int, category_ids: Sequence[int], backbone: str,
                      backbone_weights: str | Path | None, from_scratch: bool, settings: FasterFPNSettings) -> FasterFPN:
-    """A Faster-FPN with every setting of SPEC §7."""
+    """A Faster-FPN with every setting of reference §7."""
     s = settings
     body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, from_scratch=from_scratch)  # P6 = max-pool of P5
     anchors = AnchorGenerator(sizes=tuple((size,) for size in s.anchor_sizes),

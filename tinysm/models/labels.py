@@ -1,4 +1,4 @@
-"""COCO category ids outside the model, contiguous class indices inside (SPEC §7 label offsets).
+"""COCO category ids outside the model, contiguous class indices inside (reference §7 label offsets).
 
 Faster-FPN reserves index 0 for background (classes are 1..K); RetinaNet has no background
 (classes are 0..K-1). The rest of tinysm only ever sees COCO category ids.

@@ -1,4 +1,4 @@
-"""Adaptive RetinaNet for tiny persons (SPEC §7), on torchvision's RetinaNet.
+"""Adaptive RetinaNet for tiny persons (reference §7), on torchvision's RetinaNet.
 
 "Adaptive": the pyramid starts at P2 (stride 4) and its top level P6 is a conv on C5, so anchors
 run from 8 px to about 203 px instead of RetinaNet's 32 px and up.
@@ -25,7 +25,7 @@ from tinysm.models.labels import CocoLabelsMixin
 
 @dataclass(frozen=True)
 class AdaptiveRetinaNetSettings:
-    """Every knob of SPEC §7's Adaptive RetinaNet; defaults are the paper's values."""
+    """Every knob of reference §7's Adaptive RetinaNet; defaults are the paper's values."""
 
     fpn_channels: int = 256
     anchor_strides: tuple[int, ...] = (4, 8, 16, 32, 64)  # P2..P6
@@ -39,10 +39,10 @@ class AdaptiveRetinaNetSettings:
     nms_thresh: float = 0.5
     topk_candidates: int = 2000  # per level, before NMS
     detections_per_img: int = 1000  # torchvision's 300 would cut crowded tiles
-    # L1, the reference's box loss (SPEC §7.1: mmdetection's L1Loss, weight 1); smooth-L1 and GIoU
+    # L1, the reference's box loss (reference §7.1: mmdetection's L1Loss, weight 1); smooth-L1 and GIoU
     # are options. Focal loss α 0.25, γ 2 are torchvision's fixed values.
     box_loss: Literal["l1", "smooth_l1", "giou"] = "l1"
-    # SPEC §7.1: both losses over the positives of the whole batch ("batch", the reference's);
+    # reference §7.1: both losses over the positives of the whole batch ("batch", the reference's);
     # "image" is torchvision's per-image normalisation, averaged over the images.
     loss_normalisation: Literal["batch", "image"] = "batch"
 
@@ -56,7 +56,7 @@ class AdaptiveRetinaNet(CocoLabelsMixin, RetinaNet):
     """torchvision RetinaNet speaking COCO category ids, whose NMS can be deferred to the tile merge."""
 
     label_offset = 0
-    merge_variant = "one_stage"  # SPEC §2.3: pool raw tile candidates, one NMS, keep ≤ 1000
+    merge_variant = "one_stage"  # reference §2.3: pool raw tile candidates, one NMS, keep ≤ 1000
 
     def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None):
         """Losses (train) or final detections with COCO ids (eval)."""
@@ -64,7 +64,7 @@ class AdaptiveRetinaNet(CocoLabelsMixin, RetinaNet):
         return output if self.training else [self.final_nms(d) for d in output]
 
     def tile_detections(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
-        """Raw per-tile candidates before NMS, for `merge_tile_detections` (SPEC §2.3 one-stage)."""
+        """Raw per-tile candidates before NMS, for `merge_tile_detections` (reference §2.3 one-stage)."""
         return super().forward(images)
 
     def final_nms(self, candidates: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -99,7 +99,7 @@ class AdaptiveRetinaNet(CocoLabelsMixin, RetinaNet):
 def build_adaptive_retinanet(num_classes: int, category_ids: Sequence[int], backbone: str,
                              backbone_weights: str | Path | None, from_scratch: bool,
                              settings: AdaptiveRetinaNetSettings) -> AdaptiveRetinaNet:
-    """An Adaptive RetinaNet with every setting of SPEC §7."""
+    """An Adaptive RetinaNet with every setting of reference §7."""
     s = settings
     sizes = s.anchor_sizes()
     if len(sizes) != 5:

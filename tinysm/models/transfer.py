@@ -1,4 +1,4 @@
-"""Weight transfer between detectors of different class sets (SPEC §8).
+"""Weight transfer between detectors of different class sets (reference §8).
 
 Every checkpoint tensor whose name and shape match the model is loaded; the class-specific layers
 (Faster: class score and box regression; RetinaNet: classification logits) differ in shape when
@@ -59,7 +59,7 @@ def read_state_dict(checkpoint: str | Path | Mapping[str, Any]) -> tuple[dict[st
 
 
 def load_matching_weights(model: nn.Module, checkpoint: str | Path | Mapping[str, Any]) -> TransferReport:
-    """Load every checkpoint tensor whose name and shape match `model`'s; report the rest (SPEC §8)."""
+    """Load every checkpoint tensor whose name and shape match `model`'s; report the rest (reference §8)."""
     state, source = read_state_dict(checkpoint)
     own = model.state_dict()
     report = TransferReport(source)

@@ -1,5 +1,5 @@
 """Figures of one experiment and of the results table: training curves, PR and MR–FPPI curves per
-size range (SPEC §6), images with boxes, detections next to the ground truth, the AP50_tiny bars.
+size range (reference §6), images with boxes, detections next to the ground truth, the AP50_tiny bars.
 
 Every function returns a matplotlib Figure and draws from arrays; nothing here reads files.
 """
@@ -60,7 +60,7 @@ def plot_training_curves(records: Sequence[Mapping[str, float]], title: str = ""
 
 
 def plot_pr_curves(curves: Curves, iou: float = 0.5, title: str = "") -> Figure:
-    """Precision against recall, one line per size range (SPEC §6.1), AP in the legend."""
+    """Precision against recall, one line per size range (reference §6.1), AP in the legend."""
     fig, ax = plt.subplots(figsize=(5.5, 4.5), constrained_layout=True)
     for name, (recall, precision) in curves.items():
         recall, precision = np.asarray(recall, float), np.asarray(precision, float)
@@ -76,7 +76,7 @@ def plot_pr_curves(curves: Curves, iou: float = 0.5, title: str = "") -> Figure:
 
 
 def plot_mr_fppi(curves: Curves, iou: float = 0.5, title: str = "") -> Figure:
-    """Miss rate against false positives per image (log–log), one line per size range (SPEC §6.2)."""
+    """Miss rate against false positives per image (log–log), one line per size range (reference §6.2)."""
     fig, ax = plt.subplots(figsize=(5.5, 4.5), constrained_layout=True)
     for name, (fppi, miss_rate) in curves.items():
         fppi, miss_rate = np.asarray(fppi, float), np.asarray(miss_rate, float)
@@ -140,7 +140,7 @@ def plot_detections_vs_truth(image: np.ndarray, gt_boxes: np.ndarray, gt_ignored
                              det_boxes: np.ndarray, det_scores: np.ndarray, score_threshold: float = 0.3,
                              max_shown: int = 300, title: str = "") -> Figure:
     """Ground truth (ignored boxes dashed) left; right, the best `max_shown` detections scoring
-    ≥ `score_threshold` (an image can hold hundreds of persons, SPEC §2.3)."""
+    ≥ `score_threshold` (an image can hold hundreds of persons, reference §2.3)."""
     gt_boxes = np.asarray(gt_boxes, float).reshape(-1, 4)
     gt_ignored = np.asarray(gt_ignored, bool).reshape(-1)
     scores = np.asarray(det_scores, float).reshape(-1)
@@ -165,7 +165,7 @@ def plot_ap_bars(labels: Sequence[str], ours: Sequence[float], published: Sequen
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.4), constrained_layout=True)
     bars_ours = ax.bar(x - 0.2, np.nan_to_num(ours), 0.4, label="ours", color="#1f77b4")
-    bars_paper = ax.bar(x + 0.2, np.nan_to_num(published), 0.4, label="published (SPEC §8)", color="0.7")
+    bars_paper = ax.bar(x + 0.2, np.nan_to_num(published), 0.4, label="published (docs/reference.md §8)", color="0.7")
     ax.bar_label(bars_ours, labels=["missing" if math.isnan(v) else f"{v:.1f}" for v in ours], fontsize=8)
     ax.bar_label(bars_paper, labels=["" if math.isnan(v) else f"{v:.1f}" for v in published], fontsize=8)
     ax.set_xticks(x, labels, fontsize=8)

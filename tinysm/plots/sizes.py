@@ -1,4 +1,4 @@
-"""The paper's size-distribution figure: target vs source, before and after SM and MSM (SPEC §3–§5)."""
+"""The paper's size-distribution figure: target vs source, before and after SM and MSM (reference §3–§5)."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -8,7 +8,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-TINY_SIZE = 20.0  # SPEC §1.3: the paper's persons are "less than 20 pixels"
+TINY_SIZE = 20.0  # reference §1.3: the paper's persons are "less than 20 pixels"
 
 
 def plot_size_distributions(target: np.ndarray, source: np.ndarray, matched: Mapping[str, np.ndarray],

@@ -1,6 +1,6 @@
 """Synthetic TinyPerson and COCO data in the official layouts, so everything runs without downloads.
 
-`generate(out_dir)` writes `out_dir/tiny_set/` (SPEC §1.1, read with `TinyPersonLayout`) and
+`generate(out_dir)` writes `out_dir/tiny_set/` (reference §1.1, read with `TinyPersonLayout`) and
 `out_dir/coco/` (COCO 2017, read with `CocoLayout`): drawn people at sea and on beaches, tiny in
 1280×720–1920×1080 frames, and COCO-like objects about five times larger in ~640×480 frames.
 The same seed gives byte-identical files, whatever the number of worker processes.

@@ -1,4 +1,4 @@
-"""A synthetic COCO 2017 folder: a handful of COCO categories at COCO-like sizes (SPEC §1.3).
+"""A synthetic COCO 2017 folder: a handful of COCO categories at COCO-like sizes (reference §1.3).
 
 Objects are about five times larger than the synthetic TinyPerson people and fill a far larger part
 of ~640×480 frames: the contrast Scale Match exists to remove. Ids start at 1 and category ids
@@ -46,7 +46,7 @@ class CocoSceneConfig:
 
     frame_sizes: tuple[tuple[int, int], ...] = ((640, 480), (480, 640), (640, 427), (427, 640), (640, 360))
     objects: tuple[int, int] = (1, 7)
-    size_median: float = 55.0   # √(w·h) px, about 5× the TinyPerson median (SPEC §1.3)
+    size_median: float = 55.0   # √(w·h) px, about 5× the TinyPerson median (reference §1.3)
     size_sigma: float = 0.6
     size_range: tuple[float, float] = (8.0, 400.0)
     category_weights: tuple[float, ...] = (0.45, 0.08, 0.13, 0.12, 0.12, 0.10)  # in CATEGORIES order

@@ -1,7 +1,7 @@
 """Small articulated people: head, torso, arms and legs as capsules, in five poses.
 
 A figure is built in body units (a standing person is 1 tall, head top at y=0, feet at y=1),
-then scaled so that its visible box has the requested √(w·h) (SPEC §1.3's size measure) and
+then scaled so that its visible box has the requested √(w·h) (reference §1.3's size measure) and
 moved so that the box is centred on the requested point. Swimmers and waders are cut at a
 waterline: what is under water is not drawn and not boxed, as an annotator would box it.
 """
@@ -41,7 +41,7 @@ class Figure:
 
     @property
     def size(self) -> float:
-        """√(w·h) of the box (SPEC §1.3)."""
+        """√(w·h) of the box (reference §1.3)."""
         x1, y1, x2, y2 = self.box
         return math.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0))
 

@@ -1,7 +1,7 @@
 """TinyPerson-like frames: people at sea and on the beach among boats, buoys and birds.
 
 A scene is painted back to front (background, distractors, ignore crowds, people, uncertain
-blobs, a channel logo) and returns its labelled boxes. Sizes follow SPEC §1.3: most people have
+blobs, a channel logo) and returns its labelled boxes. Sizes follow reference §1.3: most people have
 √(w·h) between 2 and 20 px in 1280×720 to 1920×1080 frames, with plenty of 8–20 px ones.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tinysm.data.synth.backgrounds import KINDS, SceneLayout, background
 from tinysm.data.synth.figures import LAND_POSES, WATER_POSES, Figure, Outfit, person
 from tinysm.data.synth.raster import Box, Part, Polygon, paint_all
 
-SEA_PERSON, EARTH_PERSON = 1, 2  # raw TinyPerson categories (SPEC §1.2)
+SEA_PERSON, EARTH_PERSON = 1, 2  # raw TinyPerson categories (reference §1.2)
 ROLES = ("regular", "dense", "background")
 
 
@@ -27,7 +27,7 @@ class TinyPersonSceneConfig:
 
     frame_sizes: tuple[tuple[int, int], ...] = ((1280, 720), (1440, 810), (1600, 900), (1920, 1080))
     persons: tuple[int, int] = (10, 45)
-    dense_persons: tuple[int, int] = (205, 260)  # > 200 boxes makes an image dense (SPEC §1.2)
+    dense_persons: tuple[int, int] = (205, 260)  # > 200 boxes makes an image dense (reference §1.2)
     size_median: float = 11.0                    # √(w·h) in px: log-normal around this median
     size_sigma: float = 0.55
     size_range: tuple[float, float] = (2.0, 60.0)
@@ -45,7 +45,7 @@ class TinyPersonSceneConfig:
 
 @dataclass(frozen=True)
 class LabelledBox:
-    """One annotation of a synthetic frame: xyxy box, category and the flags of SPEC §1.2."""
+    """One annotation of a synthetic frame: xyxy box, category and the flags of reference §1.2."""
 
     box: Box
     category_id: int
@@ -181,7 +181,7 @@ def crowd(rng: np.random.Generator, painter: Painter, placer: Placer, sizes: tup
 
 
 def _logo(rng: np.random.Generator, painter: Painter, layout: SceneLayout) -> LabelledBox:
-    """A broadcaster's logo with a person icon in a corner: a 'logo' box, ignored (SPEC §1.2)."""
+    """A broadcaster's logo with a person icon in a corner: a 'logo' box, ignored (reference §1.2)."""
     w, h = rng.uniform(50, 90), rng.uniform(35, 50)
     x1 = 20 if rng.random() < 0.5 else layout.width - 20 - w
     y1 = 20
@@ -208,7 +208,7 @@ def tinyperson_scene(rng: np.random.Generator, role: str = "regular",
     placer = Placer(layout, config.dense_max_iou if dense else config.max_iou)
     boxes: list[LabelledBox] = []
     if not dense:
-        # Groups too packed to box one by one are one ignore region each (SPEC §1.2).
+        # Groups too packed to box one by one are one ignore region each (reference §1.2).
         for group in filter(None, (crowd(rng, painter, placer) for _ in range(_count(rng, config.crowds)))):
             boxes.append(LabelledBox(group[0], raw_category(group[1]), ignore=True))
     count = _count(rng, config.dense_persons if dense else config.persons)

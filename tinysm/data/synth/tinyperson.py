@@ -1,4 +1,4 @@
-"""A synthetic `tiny_set/` in the official TinyPerson layout (SPEC §1.1): every file a real user has.
+"""A synthetic `tiny_set/` in the official TinyPerson layout (reference §1.1): every file a real user has.
 
 The raw training file keeps both raw classes and every flag; the derived files are made by the same
 library functions a user would run on the real release (to_all_task, drop_dense_images, erase,
@@ -78,9 +78,9 @@ def write_tinyperson(root: str | Path, seed: int, train: int, test: int, pool: F
     layout = TinyPersonLayout(Path(root))
     train_raw = render_split(layout, "train", train, seed, pool, config)
     test_all = to_all_task(render_split(layout, "test", test, seed, pool, config))
-    # Training files as released (SPEC §1.2): erased images, "all" task, no dense images, no
+    # Training files as released (reference §1.2): erased images, "all" task, no dense images, no
     # ignore/uncertain boxes (logo boxes are ignore boxes here, so they go too), then the
-    # "old 640x512" tiles with overlap 50 (SPEC §2.1).
+    # "old 640x512" tiles with overlap 50 (reference §2.1).
     erased = write_erased_dataset(train_raw, layout.train_images, layout.erase_train_images)
     train_erase = drop_dense_images(to_all_task(erased))
     files = {

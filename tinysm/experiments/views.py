@@ -10,8 +10,11 @@ import torch
 
 from tinysm.data.annotations import CocoAnnotations, load_annotations
 from tinysm.data.datasets import DetectionDataset
-from tinysm.experiment import ExperimentData, evaluation_set, scale_match_transform
-from tinysm.experiment_config import ExperimentConfig
+from tinysm.data.layout import layouts
+from tinysm.experiments.run import evaluation_set
+from tinysm.experiments.stages import stage_config
+from tinysm.scale_match import METHODS, SizeMatchTransform
+from tinysm.experiments.config import ExperimentConfig
 from tinysm.plots.results import ImagePanel
 
 
@@ -27,9 +30,9 @@ def _with_boxes(annotations: CocoAnnotations) -> list[int]:
 
 
 def training_tiles(config: ExperimentConfig, count: int = 6) -> list[ImagePanel]:
-    """A few fine-tuning tiles (640×512 crops of the erased training images, SPEC §2) with boxes."""
-    data = ExperimentData.of(config)
-    tiles = load_annotations(data.tiny_set.train_tile_annotations, data.tiny_set.erase_train_images)
+    """A few fine-tuning tiles (640×512 crops of the erased training images, reference §2) with boxes."""
+    tiny_set, _ = layouts(config.data_dir)
+    tiles = load_annotations(tiny_set.train_tile_annotations, tiny_set.erase_train_images)
     dataset = DetectionDataset(tiles, drop_ignored=True)
     candidates = _with_boxes(tiles)
     panels = []
@@ -42,11 +45,22 @@ def training_tiles(config: ExperimentConfig, count: int = 6) -> list[ImagePanel]
     return panels
 
 
+def scale_match_transform(config: ExperimentConfig) -> SizeMatchTransform:
+    """The pre-training's size-matching transform (reference §4, §5), as the engine builds it."""
+    from tinysm.engine.data import training_transform
+
+    train_config = stage_config(config, "pretrain")
+    return training_transform(train_config, load_annotations(train_config.train_annotations)).scale_match
+
+
 def scale_matched_images(config: ExperimentConfig, count: int = 3) -> list[ImagePanel]:
     """Pairs of panels: a COCO training image, then the same image as the pre-training sees it
-    after SM / MSM (SPEC §4, §5), drawn in the original's frame so the shrink is visible."""
-    data = ExperimentData.of(config)
-    coco = load_annotations(data.coco.annotations(), data.coco.images())
+    after its size matching (reference §4, §5), drawn in the original's frame so the shrink is visible;
+    none when the experiment pre-trains without size matching."""
+    if config.pretrain not in METHODS:
+        return []
+    _, coco_layout = layouts(config.data_dir)
+    coco = load_annotations(coco_layout.annotations(), coco_layout.images())
     dataset = DetectionDataset(coco, drop_ignored=True)
     transform = scale_match_transform(config)
     candidates = _with_boxes(coco)
@@ -69,7 +83,7 @@ def scale_matched_images(config: ExperimentConfig, count: int = 3) -> list[Image
 
 
 def _mean_size(boxes_xyxy: np.ndarray) -> float:
-    """Geometric mean of √(wh) (the per-image size Scale Match rescales, SPEC §4 step 1)."""
+    """Geometric mean of √(wh) (the per-image size Scale Match rescales, reference §4 step 1)."""
     sizes = np.sqrt(np.clip(boxes_xyxy[:, 2] - boxes_xyxy[:, 0], 0, None)
                     * np.clip(boxes_xyxy[:, 3] - boxes_xyxy[:, 1], 0, None))
     sizes = sizes[sizes > 0]
@@ -78,7 +92,7 @@ def _mean_size(boxes_xyxy: np.ndarray) -> float:
 
 @dataclass
 class DetectionExample:
-    """A test image, its ground truth (with the ignore flags, SPEC §6) and the run's detections."""
+    """A test image, its ground truth (with the ignore flags, reference §6) and the run's detections."""
 
     image: np.ndarray
     gt_boxes: np.ndarray
@@ -102,7 +116,7 @@ def detection_example(config: ExperimentConfig) -> DetectionExample:
                             np.array([d["score"] for d in mine]), image_id)
 
 
-# The size ranges the paper's figures compare (SPEC §6.1, §6.2); "all" and "reasonable" hold few
+# The size ranges the paper's figures compare (reference §6.1, §6.2); "all" and "reasonable" hold few
 # TinyPerson boxes and only crowd the plot.
 CURVE_RANGES = ("tiny1", "tiny2", "tiny3", "tiny", "small")
 

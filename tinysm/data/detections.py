@@ -35,7 +35,7 @@ class Detections:
 
     @property
     def area(self) -> np.ndarray:
-        """w·h, the detection area every rule of SPEC §6 uses."""
+        """w·h, the detection area every rule of reference §6 uses."""
         return self.bbox[:, 2] * self.bbox[:, 3]
 
     def to_results(self) -> list[dict[str, Any]]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from tinysm.data.layout import CocoLayout, TinyPersonLayout, find_data
-from tinysm.experiment_config import ExperimentConfig
+from tinysm.data.layout import CocoLayout, TinyPersonLayout, find_data, layouts
+from tinysm.experiments.config import ExperimentConfig
 
 
 def describe_data(tiny_set: TinyPersonLayout, coco: CocoLayout) -> str:
@@ -28,9 +28,9 @@ def ensure_data(data_dir: Path, configs: list[ExperimentConfig], echo: Callable[
     roots = find_data(data_dir)
     synthetic_root = roots.tiny_set.root.parent if roots.synthetic else data_dir / "synthetic"
     if roots.synthetic:
-        echo(f"[tinysm] no real TinyPerson/COCO in {data_dir} (SPEC §1.1); the synthetic set lives in {synthetic_root}")
+        echo(f"[tinysm] no real TinyPerson/COCO in {data_dir} (docs/reference.md §1.1); the synthetic set lives in {synthetic_root}")
     for root in sorted({config.data_dir for config in configs}):
-        tiny, coco = TinyPersonLayout(root / "tiny_set"), CocoLayout(root / "coco")
+        tiny, coco = layouts(root)
         kind = "SYNTHETIC" if root == synthetic_root else "REAL"
         if kind == "SYNTHETIC" and not (tiny.exists() and coco.exists()):
             from tinysm.data.synth import generate
@@ -45,11 +45,11 @@ def ensure_data(data_dir: Path, configs: list[ExperimentConfig], echo: Callable[
 def check_experiment_data(configs: list[ExperimentConfig]) -> None:
     """Every experiment's data root holds TinyPerson (and COCO when it pre-trains), before any work."""
     for config in configs:
-        tiny, coco = TinyPersonLayout(config.data_dir / "tiny_set"), CocoLayout(config.data_dir / "coco")
+        tiny, coco = layouts(config.data_dir)
         if not tiny.exists() or (config.pretrain != "none" and not coco.exists()):
             raise FileNotFoundError(
                 f"{config.experiment}: data_root '{config.data_root}' lacks TinyPerson (tiny_set/) or "
-                f"COCO 2017 (coco/) in the layout of SPEC §1.1; put the official releases there, or "
+                f"COCO 2017 (coco/) in the layout of docs/reference.md §1.1; put the official releases there, or "
                 f"run the synthetic params (params/cpu, params/synth)")
 
 
@@ -60,6 +60,6 @@ def prepare_data(data_dir: Path, configs: list[ExperimentConfig],
     ensure_data(data_dir, configs, echo)
     check_experiment_data(configs)
     root = configs[0].data_dir
-    tiny, coco = TinyPersonLayout(root / "tiny_set"), CocoLayout(root / "coco")
+    tiny, coco = layouts(root)
     return {"target_annotations": str(tiny.train_erase_annotations),
             "source_annotations": str(coco.annotations())}

@@ -1,31 +1,22 @@
-"""The paper's table from finished runs: every `<runs_dir>/*/metrics.json` against SPEC §8.
+"""The paper's table from finished runs: every `<runs_dir>/*/metrics.json` against reference §8.
 
 A run that has not finished is *missing* (NaN in the frame, "missing" in the Markdown), never 0;
-an undefined metric (−1 in metrics.json, SPEC §6.4) is NaN too and prints as "–".
+an undefined metric (−1 in metrics.json, reference §6.4) is NaN too and prints as "–".
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from tinysm.experiment_config import PAPER_ROWS
+from tinysm.experiments.config import PAPER_ROWS
 from tinysm.io import atomic_path, atomic_write_text
 
 HEADLINE = "AP50_tiny"
 # The extra columns of the seed's tables: AP at the other IoUs, the tiny sub-ranges, the miss rate.
 DETAIL_METRICS = ("AP25_tiny", "AP75_tiny", "AP50_tiny1", "AP50_tiny2", "AP50_tiny3", "MR50_tiny")
-
-
-@dataclass
-class ResultsConfig:
-    """The parameters of notebooks/results.ipynb (paths relative to the repository root)."""
-
-    runs_dir: str = "runs/cpu"      # holds <experiment>/metrics.json
-    figures_dir: str = "figures"    # results_table.md, .csv and .png go here
 
 
 def collect_metrics(runs_dir: str | Path) -> dict[str, dict]:
@@ -53,11 +44,13 @@ def _backbone(record: dict | None) -> str:
         return ""
     if "backbone" not in record:
         return "?"
-    return f"{record['backbone']}, {'ImageNet' if record.get('imagenet_weights') else 'random init'}"
+    weights = record.get("backbone_weights")
+    start = "random init" if weights is None else "ImageNet" if weights == "imagenet" else f"from {Path(weights).name}"
+    return f"{record['backbone']}, {start}"
 
 
 def results_table(records: dict[str, dict]) -> pd.DataFrame:
-    """One row per paper experiment (SPEC §8 order, grouped by detector), then any other run."""
+    """One row per paper experiment (reference §8 order, grouped by detector), then any other run."""
     names = list(PAPER_ROWS) + sorted(set(records) - set(PAPER_ROWS))
     rows = []
     for name in names:

@@ -1,11 +1,11 @@
 """Object-size statistics of an annotation set: absolute size √(wh), relative size √(wh/WH) and
-aspect ratio w/h, over the boxes that size distributions count (crowd and ignore left out, SPEC §3),
+aspect ratio w/h, over the boxes that size distributions count (crowd and ignore left out, reference §3),
 and the same for a source set before and after Scale Match (notebooks/size_distribution.ipynb).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
@@ -15,8 +15,7 @@ from tqdm.auto import tqdm
 
 from tinysm.data.annotations import CocoAnnotations
 from tinysm.io import atomic_path, atomic_write_text
-from tinysm.scale_match import (MonotoneScaleMatch, ScaleMatch, SizeDistribution, SizeMatchTransform,
-                                counts_for_size)
+from tinysm.scale_match import METHODS, SizeMatchSettings, SizeMatchTransform, counts_for_size
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -64,17 +63,6 @@ def statistics_table(named: Mapping[str, CocoAnnotations]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-@dataclass
-class SizeDistributionConfig:
-    """The parameters of notebooks/size_distribution.ipynb (paths relative to the repository root)."""
-
-    target_annotations: str = "data/synthetic/tiny_set/mini_annotations/tiny_set_train_all_erase.json"
-    source_annotations: str = "data/synthetic/coco/annotations/instances_train2017.json"
-    bins: int = 100
-    seed: int = 0
-    output_dir: str = "figures"
-
-
 def scale_annotations(annotations: CocoAnnotations, transform: SizeMatchTransform,
                       progress: bool = True) -> CocoAnnotations:
     """The annotation set as the transform would make it (image sizes and boxes), without pixels.
@@ -96,12 +84,12 @@ def scale_annotations(annotations: CocoAnnotations, transform: SizeMatchTransfor
 
 def scale_matched_sets(target: CocoAnnotations, source: CocoAnnotations, bins: int = 100,
                        seed: int = 0) -> dict[str, CocoAnnotations]:
-    """The target, the source, and the source as SM and MSM (SPEC §4, §5) would make it, by name."""
-    distribution = SizeDistribution.from_coco(target, bins)
-    sm = ScaleMatch(distribution, rng=np.random.RandomState(seed))
-    msm = MonotoneScaleMatch(distribution, source)
-    return {"target": target, "source": source,
-            "source after SM": scale_annotations(source, sm), "source after MSM": scale_annotations(source, msm)}
+    """The target, the source, and the source as each method of `METHODS` (reference §4, §5) would make
+    it: "source after SM", "source after MSM", ...; random methods draw from RandomState(seed)."""
+    settings = SizeMatchSettings(bins=bins, rng=np.random.RandomState(seed))
+    matched = {f"source after {method.label}": scale_annotations(source, method.build(target, source, settings))
+               for method in METHODS.values()}
+    return {"target": target, "source": source, **matched}
 
 
 def save_statistics_table(table: pd.DataFrame, folder: str | os.PathLike) -> tuple[Path, Path]:

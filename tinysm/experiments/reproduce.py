@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tinysm.config import ConfigError, config_to_dict, load_config
-from tinysm.experiment_config import ExperimentConfig
+from tinysm.config import ConfigError
+from tinysm.experiments.config import ExperimentConfig, load_experiment_config
 from tinysm.paths import repo_root, resolve
 
 NOTEBOOKS = Path("notebooks")
-EXPERIMENT_ORDER = ("exp1.2", "exp4.0", "exp4.1", "exp4.2", "exp2.3", "exp5.1", "exp5.2")  # SPEC §8
+BASE_FILE = "base.yaml"  # what a params folder's rows share; not a row itself
+EXPERIMENT_ORDER = ("exp1.2", "exp4.0", "exp4.1", "exp4.2", "exp2.3", "exp5.1", "exp5.2")  # reference §8
 
 Executor = Callable[[Path, Path, dict[str, Any]], None]
 
@@ -48,13 +49,20 @@ class NotebookFailed(RuntimeError):
                          f"kept at {job.output}")
 
 
-def load_experiments(params_dir: str | Path, only: Iterable[str] = ()) -> list[ExperimentConfig]:
-    """Every params file of `params_dir` as a validated config, in the paper's order; `only` filters."""
+def params_files(params_dir: str | Path) -> list[Path]:
+    """The row files of a params folder: every *.yaml but the shared `base.yaml`."""
     folder = resolve(params_dir)
-    files = sorted(folder.glob("*.yaml"))
+    files = sorted(path for path in folder.glob("*.yaml") if path.name != BASE_FILE)
     if not files:
-        raise FileNotFoundError(f"{folder}: no params files (*.yaml)")
-    configs = [load_config(ExperimentConfig, path) for path in files]
+        raise FileNotFoundError(f"{folder}: no params files (*.yaml besides {BASE_FILE})")
+    return files
+
+
+def load_experiments(params_dir: str | Path, only: Iterable[str] = ()) -> list[ExperimentConfig]:
+    """Every row file of `params_dir` as a validated config, in the paper's order; `only` filters."""
+    files = params_files(params_dir)
+    folder = files[0].parent
+    configs = [load_experiment_config(path) for path in files]
     for path, config in zip(files, configs):
         if config.experiment != path.stem:
             raise ConfigError(f"{path}: 'experiment' is {config.experiment!r}, expected the file's "
@@ -77,15 +85,17 @@ def shared_runs_dir(configs: list[ExperimentConfig]) -> Path:
     return folders.pop()
 
 
-def plan_jobs(configs: list[ExperimentConfig], figures_dir: Path, force: bool,
+def plan_jobs(configs: list[ExperimentConfig], params_dir: str | Path, figures_dir: Path, force: bool,
               size_parameters: dict[str, Any]) -> list[NotebookJob]:
-    """Size distribution, then each experiment, then the results table, as notebook jobs."""
+    """Size distribution, then each experiment (its row file of `params_dir`), then the results
+    table, as notebook jobs."""
     runs_dir = shared_runs_dir(configs)
     jobs = [NotebookJob("size_distribution", NOTEBOOKS / "size_distribution.ipynb",
                         runs_dir / "size_distribution.ipynb",
                         {**size_parameters, "output_dir": str(figures_dir)})]
     for config in configs:
-        parameters = {**config_to_dict(config), "overwrite": force or config.overwrite}
+        parameters = {"params": str(resolve(params_dir) / f"{config.experiment}.yaml"),
+                      "overrides": {"overwrite": force or config.overwrite}}
         jobs.append(NotebookJob(config.experiment, NOTEBOOKS / "experiment.ipynb",
                                 config.run_dir / "experiment.ipynb", parameters,
                                 finished_marker=config.run_dir / "metrics.json"))

@@ -1,0 +1,51 @@
+"""The project's own documentation: every section cited as § in the code, tests, notebooks, params,
+benchmarks, README and docs is a heading of docs/reference.md, and README's layout names every module."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tinysm.paths import repo_root
+
+ROOT = repo_root()
+HEADING = re.compile(r"^#+\s+(\d+(?:\.\d+)*)[.\s]", re.MULTILINE)
+CITATION = re.compile(r"§\s?(\d+(?:\.\d+)*)")
+CITING = ["tinysm/**/*.py", "tests/*.py", "notebooks/*.ipynb", "params/**/*.yaml", "benchmarks/*.py",
+          "README.md", "docs/*.md"]
+
+
+def reference_sections() -> set[str]:
+    return set(HEADING.findall((ROOT / "docs" / "reference.md").read_text()))
+
+
+def test_reference_has_the_numbered_sections_in_order():
+    numbers = HEADING.findall((ROOT / "docs" / "reference.md").read_text())
+    assert numbers == ["1", "1.1", "1.2", "1.3", "2", "2.1", "2.2", "2.3", "3", "4", "5", "6", "6.1", "6.2",
+                       "6.3", "6.4", "7", "7.1", "8"]
+
+
+@pytest.mark.parametrize("pattern", CITING)
+def test_every_cited_section_exists_in_the_reference(pattern):
+    sections = reference_sections()
+    files = sorted(ROOT.glob(pattern))
+    assert files, pattern
+    dangling = {f"{path.relative_to(ROOT)}: §{number}" for path in files
+                for number in CITATION.findall(path.read_text()) if number not in sections}
+    assert not dangling
+
+
+def test_the_checker_finds_a_dangling_citation():
+    cited = "see reference " + "§4 step 2, §5 and §" + "9.9."  # split: this file is checked too
+    assert CITATION.findall(cited) == ["4", "5", "9.9"]
+    assert "9.9" not in reference_sections()
+
+
+def test_readme_layout_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[:layout.index("\n## ", 1)] if "\n## " in layout[1:] else layout
+    modules = sorted(path.relative_to(ROOT / "tinysm") for path in (ROOT / "tinysm").rglob("*.py")
+                     if path.name not in ("__init__.py", "__main__.py"))
+    missing = [str(module) for module in modules if module.stem not in layout]
+    assert not missing, f"README's layout section does not name {missing}"
