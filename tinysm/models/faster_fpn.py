@@ -36,7 +36,7 @@ class FasterFPNSettings:
     rpn_batch_size_per_image: int = 256
     rpn_positive_fraction: float = 0.5
     roi_output_size: int = 7
-    roi_sampling_ratio: int = 2
+    roi_sampling_ratio: int = 0  # adaptive: ceil(RoI side / output side) samples per bin (SPEC §7.1)
     representation_size: int = 1024  # the 2×1024 FC head
     box_batch_size_per_image: int = 512
     box_positive_fraction: float = 0.25
