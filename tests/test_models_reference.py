@@ -2,8 +2,11 @@
 detectors follow the reference: one test per difference, each with answers worked out by hand."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from torchvision.models.detection.roi_heads import fastrcnn_loss
 from torchvision.ops import roi_align
 
 from model_support import one_thread, small_detector  # noqa: F401 (one_thread: autouse fixture)
@@ -21,3 +24,29 @@ def test_roi_align_samples_adaptively_by_default():
     # 0: ceil(25 / 7) = 4 samples across × ceil(12.5 / 7) = 2 down each bin, not a fixed 2 × 2
     torch.testing.assert_close(pooled, roi_align(features["0"], rois, 7, 0.25, 0, aligned=True))
     assert not torch.allclose(pooled, roi_align(features["0"], rois, 7, 0.25, 2, aligned=True))
+
+
+def test_faster_box_loss_is_l1_in_both_stages_with_torchvisions_normalisation():
+    """One positive whose deltas are (0.1, -0.2, 0.05, 0.3) against zero targets: L1 0.65 in all.
+    Smooth-L1 (β = 1/9) would give 0.045 + 0.1444 + 0.01125 + 0.2444 = 0.4451 instead."""
+    model = small_detector("faster_fpn")
+    deltas = torch.tensor([[0.1, -0.2, 0.05, 0.3]])
+    # RPN: one positive, two negatives, one ignored anchor -> 3 sampled anchors in the batch
+    labels = [torch.tensor([1.0, 0.0, 0.0, -1.0])]
+    targets = [torch.zeros(4, 4)]
+    pred = torch.cat([deltas, torch.full((3, 4), 7.0)])  # a non-positive's deltas never count
+    _, rpn_box = model.rpn.compute_loss(torch.zeros(4, 1), pred, labels, targets)
+    assert float(rpn_box) == pytest.approx(0.65 / 3)
+    # RoI head: proposal 0 is class 1 (its class-1 deltas count, not its class-0 ones), proposal 1 background
+    regression = torch.cat([torch.cat([torch.full((1, 4), 5.0), deltas], 1), torch.full((1, 8), 9.0)])
+    losses = model.roi_heads.losses(torch.zeros(2, 2), regression, [torch.tensor([1, 0])], [torch.zeros(2, 4)])
+    assert float(losses["loss_box_reg"]) == pytest.approx(0.65 / 2)
+    assert float(losses["loss_classifier"]) == pytest.approx(math.log(2))
+    # the documented alternative is torchvision's own loss, scaled the same way
+    smooth = small_detector("faster_fpn", box_loss="smooth_l1")
+    _, rpn_smooth = smooth.rpn.compute_loss(torch.zeros(4, 1), pred, labels, targets)
+    assert float(rpn_smooth) == pytest.approx(0.44514 / 3, abs=1e-5)
+    smooth_losses = smooth.roi_heads.losses(torch.zeros(2, 2), regression, [torch.tensor([1, 0])], [torch.zeros(2, 4)])
+    expected = fastrcnn_loss(torch.zeros(2, 2), regression, [torch.tensor([1, 0])], [torch.zeros(2, 4)])
+    assert float(smooth_losses["loss_box_reg"]) == pytest.approx(float(expected[1]))
+    assert float(smooth_losses["loss_box_reg"]) == pytest.approx(0.44514 / 2, abs=1e-5)
