@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import fastrcnn_loss
 from torchvision.ops import roi_align
 
@@ -50,3 +51,39 @@ def test_faster_box_loss_is_l1_in_both_stages_with_torchvisions_normalisation():
     expected = fastrcnn_loss(torch.zeros(2, 2), regression, [torch.tensor([1, 0])], [torch.zeros(2, 4)])
     assert float(smooth_losses["loss_box_reg"]) == pytest.approx(float(expected[1]))
     assert float(smooth_losses["loss_box_reg"]) == pytest.approx(0.44514 / 2, abs=1e-5)
+
+
+def anchor_generator_of(model):
+    return model.rpn.anchor_generator if hasattr(model, "rpn") else model.anchor_generator
+
+
+@pytest.mark.parametrize("name,level_sizes", [
+    ("faster_fpn", [(8,), (16,), (32,), (64,), (128,)]),
+    ("adaptive_retinanet", [tuple(stride * 2 * 2 ** (i / 3) for i in range(3)) for stride in (4, 8, 16, 32, 64)]),
+])
+def test_cell_anchors_keep_their_float_shapes(name, level_sizes):
+    generator = anchor_generator_of(small_detector(name))
+    for cells, sizes in zip(generator.cell_anchors, level_sizes, strict=True):
+        # ratio r = h / w: w = s / √r, h = s·√r, centred on (0, 0); ratios vary slowest
+        expected = [[-w / 2, -h / 2, w / 2, h / 2] for r in (0.5, 1.0, 2.0) for s in sizes
+                    for w, h in [(s / math.sqrt(r), s * math.sqrt(r))]]
+        torch.testing.assert_close(cells, torch.tensor(expected), rtol=0, atol=1e-5)
+    smallest = generator.cell_anchors[0][0]  # size 8, ratio 0.5 in both: SPEC's 11.31 × 5.66
+    assert smallest.tolist() == pytest.approx([-5.6569, -2.8284, 5.6569, 2.8284], abs=1e-4)
+    rounded = anchor_generator_of(small_detector(name, round_anchors=True))  # torchvision's, kept as an option
+    assert rounded.cell_anchors[0][0].tolist() == [-6, -3, 6, 3]
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_anchors_sit_on_cell_corners_and_stay_float32_under_bf16_autocast(name):
+    generator = anchor_generator_of(small_detector(name))
+    images = ImageList(torch.zeros(1, 3, 64, 128), [(64, 128)])
+    features = [torch.zeros(1, 8, 64 // stride, 128 // stride) for stride in (4, 8, 16, 32, 64)]
+    anchors = generator(images, features)[0]
+    per_cell = len(generator.cell_anchors[0])
+    cell = (2 * 32 + 5) * per_cell  # level 0 (stride 4), row 2, column 5: centre (20, 8), no half-stride offset
+    centres = (anchors[cell: cell + per_cell, :2] + anchors[cell: cell + per_cell, 2:]) / 2
+    torch.testing.assert_close(centres, torch.tensor([[20.0, 8.0]]).expand(per_cell, 2))
+    half_precision = generator(images, [f.bfloat16() for f in features])[0]
+    assert half_precision.dtype == torch.float32
+    torch.testing.assert_close(half_precision, anchors, rtol=0, atol=0)

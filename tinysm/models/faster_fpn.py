@@ -7,9 +7,9 @@ from typing import Sequence
 
 from torch import Tensor
 from torchvision.models.detection import FasterRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import RPNHead, TwoMLPHead
 
+from tinysm.models.anchors import anchor_generator
 from tinysm.models.backbone import build_resnet_fpn
 from tinysm.models.components import (
     AlignedMultiScaleRoIAlign, Float32BoxCoder, Float32FastRCNNPredictor, LowQualityFloorMatcher,
@@ -26,6 +26,7 @@ class FasterFPNSettings:
     fpn_channels: int = 256
     anchor_sizes: tuple[int, ...] = (8, 16, 32, 64, 128)  # one size per level P2..P6
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    round_anchors: bool = False  # True: torchvision's whole-pixel anchors; SPEC §7.1 keeps floats
     rpn_pre_nms_top_n_train: int = 2000  # per level
     rpn_post_nms_top_n_train: int = 1000
     rpn_pre_nms_top_n_test: int = 1000
@@ -69,8 +70,7 @@ def build_faster_fpn(num_classes: int, category_ids: Sequence[int], backbone: st
     """A Faster-FPN with every setting of SPEC §7."""
     s = settings
     body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, from_scratch=from_scratch)  # P6 = max-pool of P5
-    anchors = AnchorGenerator(sizes=tuple((size,) for size in s.anchor_sizes),
-                              aspect_ratios=(s.aspect_ratios,) * len(s.anchor_sizes))
+    anchors = anchor_generator(tuple((size,) for size in s.anchor_sizes), s.aspect_ratios, s.round_anchors)
     rpn_head = RPNHead(s.fpn_channels, anchors.num_anchors_per_location()[0])
     roi_pool = AlignedMultiScaleRoIAlign(["0", "1", "2", "3"], strides=[4, 8, 16, 32],
                                          output_size=s.roi_output_size, sampling_ratio=s.roi_sampling_ratio)
