@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import fastrcnn_loss
 from torchvision.ops import roi_align
@@ -87,3 +88,57 @@ def test_anchors_sit_on_cell_corners_and_stay_float32_under_bf16_autocast(name):
     half_precision = generator(images, [f.bfloat16() for f in features])[0]
     assert half_precision.dtype == torch.float32
     torch.testing.assert_close(half_precision, anchors, rtol=0, atol=0)
+
+
+def std(weight: torch.Tensor) -> float:
+    return float(weight.detach().std())
+
+
+def assert_xavier_uniform(layer: nn.Module, name: str) -> None:
+    """|w| ≤ √(6 / (fan_in + fan_out)) and the largest |w| within 3 % of it (≥ 2048 draws); bias 0."""
+    weight = layer.weight.detach()
+    receptive = weight[0, 0].numel()  # kernel area; 1 for a linear layer
+    bound = math.sqrt(6 / (weight.shape[1] * receptive + weight.shape[0] * receptive))
+    assert weight.numel() >= 2048, name
+    assert float(weight.abs().max()) <= bound, name
+    assert float(weight.abs().max()) >= 0.97 * bound, name
+    assert std(weight) == pytest.approx(bound / math.sqrt(3), rel=0.05), name
+    assert not layer.bias.any(), name
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_fpn_convs_start_xavier_uniform(name):
+    model = small_detector(name)
+    convs = {key: m for key, m in model.backbone.fpn.named_modules() if isinstance(m, nn.Conv2d)}
+    # 4 laterals (1×1: resnet18's 64..512 channels in, 32 out), 4 outputs (3×3, 32 -> 32), RetinaNet's P6 on C5
+    assert len(convs) == (9 if name == "adaptive_retinanet" else 8)
+    for key, conv in convs.items():
+        assert_xavier_uniform(conv, key)
+
+
+def test_faster_box_head_starts_as_the_reference():
+    model = small_detector("faster_fpn")
+    assert_xavier_uniform(model.roi_heads.box_head.fc6, "fc6")  # 32·7·7 = 1568 in, 1024 out
+    assert_xavier_uniform(model.roi_heads.box_head.fc7, "fc7")
+    scores, deltas = model.roi_heads.box_predictor.cls_score, model.roi_heads.box_predictor.bbox_pred
+    assert std(scores.weight) == pytest.approx(0.01, rel=0.1)  # 2 × 1024 draws
+    assert std(deltas.weight) == pytest.approx(0.001, rel=0.1)  # 8 × 1024 draws
+    assert abs(float(scores.weight.detach().mean())) < 0.001 and abs(float(deltas.weight.detach().mean())) < 0.0001
+    assert not scores.bias.any() and not deltas.bias.any()
+    # what TOV_mmdetection's code actually does (mmdet 2.13's init_cfg bug): all four Xavier-normal
+    tov = small_detector("faster_fpn", box_head_init="xavier_normal").roi_heads
+    for layer in (tov.box_head.fc6, tov.box_head.fc7, tov.box_predictor.cls_score, tov.box_predictor.bbox_pred):
+        fan_out, fan_in = layer.weight.shape
+        assert std(layer.weight) == pytest.approx(math.sqrt(2 / (fan_in + fan_out)), rel=0.1)
+        assert not layer.bias.any()
+
+
+def test_retinanet_head_starts_as_the_reference():
+    head = small_detector("adaptive_retinanet", num_classes=2).head
+    logits = head.classification_head.cls_logits  # 9 anchors × 2 classes × 32 × 3 × 3 draws
+    torch.testing.assert_close(logits.bias, torch.full_like(logits.bias, -math.log(0.99 / 0.01)))
+    convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 2 * 4 + 2
+    for conv in convs:
+        assert std(conv.weight) == pytest.approx(0.01, rel=0.1)
+        assert conv is logits or not conv.bias.any()

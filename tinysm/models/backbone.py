@@ -26,6 +26,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool
 
 from tinysm.models.components import LastLevelP6FromC5
+from tinysm.models.initialisation import xavier_uniform_layers_
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 TRAINABLE_STAGES = ("layer2", "layer3", "layer4")  # SPEC §7: stem (conv1, bn1) and layer1 frozen
@@ -109,6 +110,7 @@ def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
     """ResNet C2..C5 + FPN P2..P6, stem/layer1/BatchNorm frozen (SPEC §7) unless `from_scratch`.
 
     P6 is a stride-2 subsample of P5 (Faster-FPN) or a 3×3 stride-2 conv on C5 (Adaptive RetinaNet).
+    Every FPN conv starts Xavier-uniform (SPEC §7.1; see `tinysm.models.initialisation`).
     """
     if name not in RESNETS:
         raise ValueError(f"backbone must be one of {RESNETS}, got {name!r}")
@@ -125,8 +127,10 @@ def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
         extra_block = LastLevelP6FromC5(channels[-1], fpn_channels)
     else:
         raise ValueError(f"p6 must be 'maxpool_p5' or 'conv_c5', got {p6!r}")
-    return BackboneWithFPN(resnet, {layer: str(i) for i, layer in enumerate(RESNET_LAYERS)},
-                           channels, fpn_channels, extra_blocks=extra_block)
+    backbone = BackboneWithFPN(resnet, {layer: str(i) for i, layer in enumerate(RESNET_LAYERS)},
+                               channels, fpn_channels, extra_blocks=extra_block)
+    xavier_uniform_layers_(backbone.fpn)  # SPEC §7.1: the reference's FPN init, P6 conv included
+    return backbone
 
 
 def block_out_channels(layer: nn.Sequential) -> int:

@@ -114,12 +114,16 @@ class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
 
 
 class LastLevelP6FromC5(ExtraFPNBlock):
-    """P6 = 3×3 stride-2 conv on C5 (Adaptive RetinaNet, SPEC §7); torchvision's block also adds P7."""
+    """P6 = 3×3 stride-2 conv on C5 (Adaptive RetinaNet, SPEC §7); torchvision's block also adds P7.
+
+    Initialised Xavier-uniform, bias 0, as the reference's FPN convs (SPEC §7.1), not with
+    torchvision's Kaiming-uniform (a = 1), which for C5's 2048 channels in and 256 out is narrower.
+    """
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.p6 = torch.nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1)
-        torch.nn.init.kaiming_uniform_(self.p6.weight, a=1)
+        torch.nn.init.xavier_uniform_(self.p6.weight)
         torch.nn.init.zeros_(self.p6.bias)
 
     def forward(self, p: list[Tensor], c: list[Tensor], names: list[str]) -> tuple[list[Tensor], list[str]]:

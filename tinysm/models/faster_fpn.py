@@ -15,6 +15,7 @@ from tinysm.models.components import (
     AlignedMultiScaleRoIAlign, Float32BoxCoder, Float32FastRCNNPredictor, LowQualityFloorMatcher,
     NativeScaleTransform,
 )
+from tinysm.models.initialisation import BoxHeadInit, init_faster_box_layers_
 from tinysm.models.labels import CocoLabelsMixin
 from tinysm.models.losses import BoxLoss, BoxLossRegionProposalNetwork, BoxLossRoIHeads
 
@@ -52,6 +53,9 @@ class FasterFPNSettings:
     # Box regression loss of both the RPN and the RoI head: L1, the reference's (SPEC §7.1:
     # mmdetection's L1Loss, weight 1), or torchvision's smooth-L1 with β = 1/9.
     box_loss: BoxLoss = "l1"
+    # Initial values of the two shared FCs and the class/box predictors (see BoxHeadInit): SPEC §7.1's
+    # Xavier-uniform FCs with N(0, 0.01) scores and N(0, 0.001) deltas, or all four Xavier-normal.
+    box_head_init: BoxHeadInit = "normal_predictors"
 
 
 class FasterFPN(CocoLabelsMixin, FasterRCNN):
@@ -76,6 +80,7 @@ def build_faster_fpn(num_classes: int, category_ids: Sequence[int], backbone: st
                                          output_size=s.roi_output_size, sampling_ratio=s.roi_sampling_ratio)
     box_head = TwoMLPHead(s.fpn_channels * s.roi_output_size ** 2, s.representation_size)
     box_predictor = Float32FastRCNNPredictor(s.representation_size, num_classes + 1)
+    init_faster_box_layers_(box_head, box_predictor, s.box_head_init)
     model = FasterFPN(body, num_classes=None, rpn_anchor_generator=anchors, rpn_head=rpn_head,
                       box_roi_pool=roi_pool, box_head=box_head, box_predictor=box_predictor)
     # torchvision's constructor cannot choose the RPN's and RoI heads' classes (their box loss), so
