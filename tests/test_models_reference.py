@@ -142,3 +142,28 @@ def test_retinanet_head_starts_as_the_reference():
     for conv in convs:
         assert std(conv.weight) == pytest.approx(0.01, rel=0.1)
         assert conv is logits or not conv.bias.any()
+
+
+# IoU of 6 GTs (rows) with 5 anchors (columns). Anchor 0 is the best of GT 0 and of GT 1; anchor 1
+# is positive (0.9) for GT 2 and the best of GT 3; GT 4's best is a tie between anchors 2 and 3;
+# GT 5's best is 0.25, under the RPN's 0.3 floor.
+CLAIMS = torch.tensor([[0.50, 0.00, 0.00, 0.00, 0.10],
+                       [0.40, 0.00, 0.00, 0.00, 0.00],
+                       [0.00, 0.90, 0.00, 0.00, 0.00],
+                       [0.00, 0.80, 0.00, 0.00, 0.20],
+                       [0.00, 0.00, 0.45, 0.45, 0.00],
+                       [0.00, 0.00, 0.00, 0.00, 0.25]])
+
+
+@pytest.mark.parametrize("name,expected", [
+    # RPN (0.7 / 0.3, floor 0.3): the thresholds give [ignored, GT 2, ignored, ignored, negative];
+    # then GT 0, 1, 2, 3, 4 claim their best anchors in that order, GT 5 is under the floor.
+    # torchvision would give claimed anchors their own best GT: [0, 2, 4, 4, -1].
+    ("faster_fpn", [1, 3, 4, 4, -1]),
+    # RetinaNet (0.5 / 0.4, floor 0): GT 5 claims anchor 4 too. torchvision: [0, 2, 4, 4, 5].
+    ("adaptive_retinanet", [1, 3, 4, 4, 5]),
+])
+def test_low_quality_matches_go_to_the_last_gt_claiming_the_anchor(name, expected):
+    model = small_detector(name)
+    matcher = model.rpn.proposal_matcher if name == "faster_fpn" else model.proposal_matcher
+    assert matcher(CLAIMS.clone()).tolist() == expected

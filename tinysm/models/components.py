@@ -39,10 +39,17 @@ class NativeScaleTransform(GeneralizedRCNNTransform):
 
 
 class LowQualityFloorMatcher(Matcher):
-    """Matcher whose low-quality matches need IoU ≥ `floor` (mmdetection's `min_pos_iou`, SPEC §7).
+    """Matcher whose low-quality matches follow mmdetection 2.x's MaxIoUAssigner (SPEC §7, §7.1).
 
-    torchvision gives every GT its best anchors whatever their IoU; the paper's RPN does so only
-    when that best IoU is ≥ 0.3. `floor=0` is torchvision's behaviour (the RetinaNet's).
+    After the thresholds, every GT whose best IoU is ≥ `floor` (mmdetection's `min_pos_iou`: 0.3 in
+    the RPN, 0 in the RetinaNet) claims every anchor achieving that best IoU (`gt_max_assign_all`),
+    whatever the anchor was: negative, ignored, or already positive for another GT. The reference
+    does this in a loop over the GTs in order, each claim overwriting the earlier ones, so an anchor
+    claimed by several GTs goes to the last of them (the highest GT index), even if it overlaps an
+    earlier one more.
+
+    torchvision instead has no floor (every GT claims its best anchors, IoU 0.3 or not) and gives a
+    claimed anchor to its own best-IoU GT: on the same IoUs, some anchors end up with another GT.
     """
 
     def __init__(self, high_threshold: float, low_threshold: float, floor: float):
@@ -50,8 +57,12 @@ class LowQualityFloorMatcher(Matcher):
         self.floor = floor
 
     def set_low_quality_matches_(self, matches: Tensor, all_matches: Tensor, match_quality_matrix: Tensor) -> None:
-        eligible = match_quality_matrix.max(dim=1).values >= self.floor
-        super().set_low_quality_matches_(matches, all_matches, match_quality_matrix[eligible])
+        best = match_quality_matrix.max(dim=1, keepdim=True).values  # per GT
+        claims = (match_quality_matrix == best) & (best >= self.floor)  # GT × anchor
+        gt_number = torch.arange(1, len(claims) + 1, device=claims.device)[:, None]
+        last_claim = (claims * gt_number).max(dim=0).values  # 1-based index of the last claiming GT, 0 if none
+        claimed = last_claim > 0
+        matches[claimed] = last_claim[claimed] - 1
 
 
 class Float32BoxCoder(BoxCoder):
