@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import fastrcnn_loss
-from torchvision.ops import roi_align
+from torchvision.ops import FrozenBatchNorm2d, roi_align
 
 from model_support import one_thread, small_detector  # noqa: F401 (one_thread: autouse fixture)
 
@@ -167,3 +167,40 @@ def test_low_quality_matches_go_to_the_last_gt_claiming_the_anchor(name, expecte
     model = small_detector(name)
     matcher = model.rpn.proposal_matcher if name == "faster_fpn" else model.proposal_matcher
     assert matcher(CLAIMS.clone()).tolist() == expected
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_pretraining_batchnorm_trains_its_affine_weights_but_never_its_statistics(name):
+    model = small_detector(name, bn_affine_trainable=True).train()
+    body = model.backbone.body
+    norms = {key: m for key, m in body.named_modules() if isinstance(m, FrozenBatchNorm2d)}
+    assert len(norms) == 1 + 2 * 8 + 3 and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    for key, norm in norms.items():
+        trainable = key.startswith(("layer2", "layer3", "layer4"))  # stem and layer1 stay frozen (frozen_stages=1)
+        assert isinstance(norm.weight, nn.Parameter) and isinstance(norm.bias, nn.Parameter), key
+        assert norm.weight.requires_grad == norm.bias.requires_grad == trainable, key
+        assert {"running_mean", "running_var"} <= dict(norm.named_buffers()).keys()
+    before = {key: value.clone() for key, value in body.state_dict().items()}
+    image = torch.rand(3, 64, 64)
+    target = {"boxes": torch.tensor([[10.0, 12.0, 30.0, 40.0]]), "labels": torch.tensor([1])}
+    optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum(model([image], [target]).values()).backward()
+    optimiser.step()
+    after = body.state_dict()
+    assert not torch.equal(after["layer2.0.bn1.weight"], before["layer2.0.bn1.weight"])
+    assert not torch.equal(after["layer4.1.bn2.bias"], before["layer4.1.bn2.bias"])
+    assert torch.equal(after["bn1.weight"], before["bn1.weight"]) and torch.equal(after["layer1.0.bn1.bias"],
+                                                                                   before["layer1.0.bn1.bias"])
+    for key in before:
+        if "running_" in key:
+            assert torch.equal(after[key], before[key]), key
+    # the trained weights transfer by name into a plain fine-tuning model, and back
+    plain = small_detector(name, seed=1)
+    plain.load_state_dict(model.state_dict())
+    assert not isinstance(plain.backbone.body.layer2[0].bn1.weight, nn.Parameter)
+    torch.testing.assert_close(plain.backbone.body.layer2[0].bn1.weight, model.backbone.body.layer2[0].bn1.weight)
+    with torch.no_grad():
+        torch.testing.assert_close(plain.eval().backbone(image[None]), model.eval().backbone(image[None]))
+    small_detector(name, bn_affine_trainable=True).load_state_dict(plain.state_dict())
+    with pytest.raises(ValueError, match="bn_affine_trainable contradicts from_scratch"):
+        small_detector(name, bn_affine_trainable=True, from_scratch=True)

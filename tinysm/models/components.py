@@ -10,7 +10,7 @@ from torchvision.models.detection._utils import BoxCoder, Matcher, _box_loss
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops import MultiScaleRoIAlign, roi_align, sigmoid_focal_loss
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign, roi_align, sigmoid_focal_loss
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -63,6 +63,23 @@ class LowQualityFloorMatcher(Matcher):
         last_claim = (claims * gt_number).max(dim=0).values  # 1-based index of the last claiming GT, 0 if none
         claimed = last_claim > 0
         matches[claimed] = last_claim[claimed] - 1
+
+
+class AffineFrozenBatchNorm2d(FrozenBatchNorm2d):
+    """Frozen-statistics BatchNorm whose affine weight and bias train (COCO pre-training, SPEC §7.1).
+
+    The reference normalises with fixed running statistics in every stage (`norm_eval=True`), but
+    its COCO pre-training configs set the BatchNorm `requires_grad=True`, so γ and β learn there (and
+    transfer). Here they are parameters; the statistics stay buffers that nothing updates, in train
+    mode too. State-dict names are FrozenBatchNorm2d's, so checkpoints load either way round.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__(num_features, eps)
+        weight, bias = self.weight, self.bias
+        del self.weight, self.bias  # the buffers, replaced by parameters of the same names
+        self.weight = torch.nn.Parameter(weight)
+        self.bias = torch.nn.Parameter(bias)
 
 
 class Float32BoxCoder(BoxCoder):

@@ -70,10 +70,12 @@ class FasterFPN(CocoLabelsMixin, FasterRCNN):
 
 
 def build_faster_fpn(num_classes: int, category_ids: Sequence[int], backbone: str,
-                     backbone_weights: str | Path | None, from_scratch: bool, settings: FasterFPNSettings) -> FasterFPN:
-    """A Faster-FPN with every setting of SPEC §7."""
+                     backbone_weights: str | Path | None, from_scratch: bool, settings: FasterFPNSettings,
+                     bn_affine_trainable: bool = False) -> FasterFPN:
+    """A Faster-FPN with every setting of SPEC §7 (`bn_affine_trainable`: see `build_resnet_fpn`)."""
     s = settings
-    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, from_scratch=from_scratch)  # P6 = max-pool of P5
+    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, from_scratch=from_scratch,  # P6 = max-pool of P5
+                            bn_affine_trainable=bn_affine_trainable)
     anchors = anchor_generator(tuple((size,) for size in s.anchor_sizes), s.aspect_ratios, s.round_anchors)
     rpn_head = RPNHead(s.fpn_channels, anchors.num_anchors_per_location()[0])
     roi_pool = AlignedMultiScaleRoIAlign(["0", "1", "2", "3"], strides=[4, 8, 16, 32],

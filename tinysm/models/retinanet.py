@@ -99,13 +99,14 @@ class AdaptiveRetinaNet(CocoLabelsMixin, RetinaNet):
 
 def build_adaptive_retinanet(num_classes: int, category_ids: Sequence[int], backbone: str,
                              backbone_weights: str | Path | None, from_scratch: bool,
-                             settings: AdaptiveRetinaNetSettings) -> AdaptiveRetinaNet:
-    """An Adaptive RetinaNet with every setting of SPEC §7."""
+                             settings: AdaptiveRetinaNetSettings, bn_affine_trainable: bool = False) -> AdaptiveRetinaNet:
+    """An Adaptive RetinaNet with every setting of SPEC §7 (`bn_affine_trainable`: see `build_resnet_fpn`)."""
     s = settings
     sizes = s.anchor_sizes()
     if len(sizes) != 5:
         raise ValueError(f"anchor_strides must name the 5 levels P2..P6, got {s.anchor_strides}")
-    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, p6="conv_c5", from_scratch=from_scratch)
+    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, p6="conv_c5", from_scratch=from_scratch,
+                            bn_affine_trainable=bn_affine_trainable)
     anchors = anchor_generator(sizes, s.aspect_ratios, s.round_anchors)
     head_class = BatchNormalisedRetinaNetHead if s.loss_normalisation == "batch" else RetinaNetHead
     head = head_class(s.fpn_channels, anchors.num_anchors_per_location()[0], num_classes)
