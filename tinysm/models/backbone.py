@@ -122,7 +122,8 @@ def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
         raise ValueError(f"from_scratch contradicts backbone_weights={str(weights)!r}")
     if from_scratch and bn_affine_trainable:
         raise ValueError("bn_affine_trainable contradicts from_scratch (whose BatchNorm trains statistics and all)")
-    norm_layer = nn.BatchNorm2d if from_scratch else AffineFrozenBatchNorm2d if bn_affine_trainable else FrozenBatchNorm2d
+    frozen = AffineFrozenBatchNorm2d if bn_affine_trainable else FrozenBatchNorm2d
+    norm_layer = nn.BatchNorm2d if from_scratch else frozen
     resnet = get_model(name, weights=None, norm_layer=norm_layer)
     load_resnet_weights(resnet, name, weights)
     for parameter_name, parameter in resnet.named_parameters():

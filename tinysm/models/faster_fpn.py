@@ -74,8 +74,8 @@ def build_faster_fpn(num_classes: int, category_ids: Sequence[int], backbone: st
                      bn_affine_trainable: bool = False) -> FasterFPN:
     """A Faster-FPN with every setting of SPEC §7 (`bn_affine_trainable`: see `build_resnet_fpn`)."""
     s = settings
-    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, from_scratch=from_scratch,  # P6 = max-pool of P5
-                            bn_affine_trainable=bn_affine_trainable)
+    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, from_scratch=from_scratch,
+                            bn_affine_trainable=bn_affine_trainable)  # P6 = max-pool of P5
     anchors = anchor_generator(tuple((size,) for size in s.anchor_sizes), s.aspect_ratios, s.round_anchors)
     rpn_head = RPNHead(s.fpn_channels, anchors.num_anchors_per_location()[0])
     roi_pool = AlignedMultiScaleRoIAlign(["0", "1", "2", "3"], strides=[4, 8, 16, 32],

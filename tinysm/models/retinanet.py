@@ -99,7 +99,8 @@ class AdaptiveRetinaNet(CocoLabelsMixin, RetinaNet):
 
 def build_adaptive_retinanet(num_classes: int, category_ids: Sequence[int], backbone: str,
                              backbone_weights: str | Path | None, from_scratch: bool,
-                             settings: AdaptiveRetinaNetSettings, bn_affine_trainable: bool = False) -> AdaptiveRetinaNet:
+                             settings: AdaptiveRetinaNetSettings,
+                             bn_affine_trainable: bool = False) -> AdaptiveRetinaNet:
     """An Adaptive RetinaNet with every setting of SPEC §7 (`bn_affine_trainable`: see `build_resnet_fpn`)."""
     s = settings
     sizes = s.anchor_sizes()
