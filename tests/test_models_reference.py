@@ -204,3 +204,22 @@ def test_pretraining_batchnorm_trains_its_affine_weights_but_never_its_statistic
     small_detector(name, bn_affine_trainable=True).load_state_dict(plain.state_dict())
     with pytest.raises(ValueError, match="bn_affine_trainable contradicts from_scratch"):
         small_detector(name, bn_affine_trainable=True, from_scratch=True)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_every_level_places_its_anchors_at_its_own_stride(name):
+    model = small_detector(name)
+    generator = anchor_generator_of(model)
+    image = torch.rand(1, 3, 96, 160)  # odd multiples of 32: P6 is 2 × 3 cells, 64 px apart in mmdetection
+    features = list(model.backbone(image).values())
+    anchors = generator(ImageList(image, [(96, 160)]), features)[0]
+    per_cell, start = len(generator.cell_anchors[0]), 0
+    for feature, stride in zip(features, (4, 8, 16, 32, 64), strict=True):
+        height, width = feature.shape[-2:]
+        level = anchors[start: start + height * width * per_cell]
+        start += len(level)
+        centres = ((level[:, :2] + level[:, 2:]) / 2)[::per_cell]
+        rows, columns = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+        expected = torch.stack([columns.flatten(), rows.flatten()], 1).float() * stride
+        torch.testing.assert_close(centres, expected, rtol=0, atol=1e-4)  # torchvision's P6: 53 and 48 apart
+    assert start == len(anchors)

@@ -27,7 +27,7 @@ class FasterFPNSettings:
     fpn_channels: int = 256
     anchor_sizes: tuple[int, ...] = (8, 16, 32, 64, 128)  # one size per level P2..P6
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
-    round_anchors: bool = False  # True: torchvision's whole-pixel anchors; SPEC §7.1 keeps floats
+    round_anchors: bool = False  # True: torchvision's generator (whole-pixel shapes, strides from the padded size)
     rpn_pre_nms_top_n_train: int = 2000  # per level
     rpn_post_nms_top_n_train: int = 1000
     rpn_pre_nms_top_n_test: int = 1000
@@ -76,7 +76,8 @@ def build_faster_fpn(num_classes: int, category_ids: Sequence[int], backbone: st
     s = settings
     body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, from_scratch=from_scratch,
                             bn_affine_trainable=bn_affine_trainable)  # P6 = max-pool of P5
-    anchors = anchor_generator(tuple((size,) for size in s.anchor_sizes), s.aspect_ratios, s.round_anchors)
+    anchors = anchor_generator(tuple((size,) for size in s.anchor_sizes), s.aspect_ratios,
+                               strides=(4, 8, 16, 32, 64), round_anchors=s.round_anchors)  # P2..P6
     rpn_head = RPNHead(s.fpn_channels, anchors.num_anchors_per_location()[0])
     roi_pool = AlignedMultiScaleRoIAlign(["0", "1", "2", "3"], strides=[4, 8, 16, 32],
                                          output_size=s.roi_output_size, sampling_ratio=s.roi_sampling_ratio)

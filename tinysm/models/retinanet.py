@@ -32,7 +32,7 @@ class AdaptiveRetinaNetSettings:
     octave_base_scale: float = 2.0
     scales_per_octave: int = 3
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
-    round_anchors: bool = False  # True: torchvision's whole-pixel anchors; SPEC §7.1 keeps floats
+    round_anchors: bool = False  # True: torchvision's generator (whole-pixel shapes, strides from the padded size)
     fg_iou_thresh: float = 0.5
     bg_iou_thresh: float = 0.4
     low_quality_floor: float = 0.0  # any IoU, as mmdetection's min_pos_iou=0 and torchvision
@@ -108,7 +108,7 @@ def build_adaptive_retinanet(num_classes: int, category_ids: Sequence[int], back
         raise ValueError(f"anchor_strides must name the 5 levels P2..P6, got {s.anchor_strides}")
     body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, p6="conv_c5", from_scratch=from_scratch,
                             bn_affine_trainable=bn_affine_trainable)
-    anchors = anchor_generator(sizes, s.aspect_ratios, s.round_anchors)
+    anchors = anchor_generator(sizes, s.aspect_ratios, strides=s.anchor_strides, round_anchors=s.round_anchors)
     head_class = BatchNormalisedRetinaNetHead if s.loss_normalisation == "batch" else RetinaNetHead
     head = head_class(s.fpn_channels, anchors.num_anchors_per_location()[0], num_classes)
     model = AdaptiveRetinaNet(
