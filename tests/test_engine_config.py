@@ -26,6 +26,7 @@ def test_defaults_are_the_fine_tuning_recipe(tmp_path):
     assert (config.lr_per_image, config.momentum, config.weight_decay) == (0.005, 0.9, 1e-4)
     assert (config.epochs, config.milestones, config.warmup_iters, config.warmup_ratio) == (12, (8, 11), 500, 0.001)
     assert config.clip_grad_norm is None and config.scale_match == "none"
+    assert config.amp is False and config.bn_affine_trainable is False  # fp32, frozen BatchNorm (reference §7.1)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -36,6 +37,9 @@ def test_defaults_are_the_fine_tuning_recipe(tmp_path):
     ("scale_match: sm\n", r"'sm_target_annotations' is required with scale_match='sm'"),
     ("eval_every: 1\n", r"'eval_annotations' is required with eval_every"),
     ("clip_grad_norm: 0\n", r"'clip_grad_norm' must be positive or null, got 0"),
+    ("bn_affine_trainable: true\n", r"'bn_affine_trainable' needs pre-trained weights"),
+    ("scale_match: fancy\n", r"'scale_match' must be one of \['none', 'sm', 'msm', 'gaussian'\]"),
+    ("detector: yolo\n", r"not valid YAML: .*key 'detector' appears twice"),  # REQUIRED names it
 ])
 def test_bad_values_name_the_file_and_the_key(tmp_path, text, message):
     path = write(tmp_path, text)
@@ -91,3 +95,31 @@ def test_evaluation_points(eval_every, stop_at, expected):
         if should_evaluate(config, state, stop_at):
             points.append(iteration)
     assert points == expected
+
+
+def test_detector_must_be_a_registered_one():
+    with pytest.raises(ConfigError, match=r"stage: 'detector' must be one of \['faster_fpn', 'adaptive_retinanet'\]"):
+        train_config_from_mapping({"detector": "yolo", "train_annotations": "a.json", "train_images": "i",
+                                   "out_dir": "o"}, "stage")
+
+
+def test_pretraining_trains_batchnorm_affine_weights_of_a_pretrained_backbone(tmp_path):
+    """reference §7.1: on COCO the BatchNorm weight and bias of layer2..4 train, statistics frozen."""
+    from torchvision.models import get_model
+
+    from tinysm.engine.train import build_model
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(get_model("resnet18", weights=None).state_dict(), weights)
+    trained = {}
+    for affine in (False, True):
+        config = load_train_config(write(tmp_path, f"backbone: resnet18\nbackbone_weights: {weights}\n"
+                                                   f"bn_affine_trainable: {str(affine).lower()}\n"
+                                                   "detector_options: {fpn_channels: 32}\n"))
+        model = build_model(config, [1], CPU)
+        optimised = {id(p) for group in build_training_state(model, config, CPU, 10).optimizer.param_groups
+                     for p in group["params"]}
+        body = model.backbone.body
+        trained[affine] = [id(body.layer2[0].bn1.weight) in optimised, id(body.layer4[1].bn2.bias) in optimised,
+                           id(body.bn1.weight) in optimised]
+    assert trained == {False: [False, False, False], True: [True, True, False]}  # the stem stays frozen

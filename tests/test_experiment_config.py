@@ -81,6 +81,8 @@ def test_scaled_down_params_keep_each_experiments_recipe(folder):
         assert scaled.data_root == "data/synthetic" and scaled.gpus == scaled.pretrain_gpus == 1
         assert scaled.runs_dir == f"runs/{folder}"
         assert scaled.backbone_weights is None  # offline by construction: no download
+        if scaled.pretrain != "none":  # from scratch all of BatchNorm trains anyway
+            assert not stage_config(scaled, "pretrain").bn_affine_trainable
 
 
 def test_published_numbers_are_spec_section_8():

@@ -169,7 +169,7 @@ def test_rpn_low_quality_matches_need_iou_of_at_least_the_floor():
                             [0.0, 0.2, 0.1]])   # GT 1: best IoU 0.2, below the 0.3 floor
     floored = LowQualityFloorMatcher(0.7, 0.3, floor=0.3)(quality.clone())
     assert floored.tolist() == [0, -1, -1]
-    # torchvision matches GT 1 to anchor 1 at IoU 0.2; floor 0 is exactly that behaviour.
+    # torchvision matches GT 1 to anchor 1 at IoU 0.2; so does floor 0 (the RetinaNet's), on these IoUs.
     assert Matcher(0.7, 0.3, allow_low_quality_matches=True)(quality.clone()).tolist() == [0, 1, -1]
     assert LowQualityFloorMatcher(0.7, 0.3, floor=0.0)(quality.clone()).tolist() == [0, 1, -1]
 

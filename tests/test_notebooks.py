@@ -3,7 +3,6 @@ papermill by `tinysm reproduce` on params/smoke with a small synthetic set (the 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import nbformat
 import papermill

@@ -137,10 +137,40 @@ def test_sm_transform_resizes_image_and_boxes_per_axis_and_drops_tiny_boxes():
 
 
 def test_new_size_rounds_half_to_even():
-    # No boxes: the default 0.25 exactly. 14×18 -> 3.5×4.5 -> 4×4; 10×30 -> 2.5×7.5 -> 2×8.
-    sm = ScaleMatch(TARGET, rng=ScriptedUniforms([]))
+    # Step 3 alone (the antialiased rule keeps its size). No boxes: the default 0.25 exactly.
+    # 14×18 -> 3.5×4.5 -> 4×4; 10×30 -> 2.5×7.5 -> 2×8.
+    sm = ScaleMatch(TARGET, rng=ScriptedUniforms([]), resize="antialiased")
     assert sm.match_boxes(np.zeros((0, 4)), (14, 18)).canvas_size == (4, 4)
     assert sm.match_boxes(np.zeros((0, 4)), (10, 30)).canvas_size == (2, 8)
+
+
+def test_reference_pixels_take_step_3s_size_through_mmcvs_keep_ratio_rule():
+    """reference §4 "Pixels": f = min(max(H', W') / max(H, W), min(H', W') / min(H, W)), then
+    int(H·f + 0.5) × int(W·f + 0.5). 14×18 -> step 3's 4×4: f = min(4/18, 4/14) = 2/9, so
+    int(3.61) × int(4.5) = 3×4. 10×30 -> 2×8: f = min(8/30, 2/10) = 0.2, so int(2.5) × int(6.5) = 2×6."""
+    sm = ScaleMatch(TARGET, rng=ScriptedUniforms([]))  # "reference" is the default
+    assert sm.match_boxes(np.zeros((0, 4)), (14, 18)).canvas_size == (3, 4)
+    assert sm.match_boxes(np.zeros((0, 4)), (10, 30)).canvas_size == (2, 6)
+    # Boxes follow the final size per axis and are clipped to it: c = 0.2 takes 10×30 to 2×6 (x and y
+    # by 0.2); the second box's x2 = 8 is clipped to 6.
+    sm.scale_for = lambda boxes: 0.2
+    matched = sm.match_boxes(np.array([[0.0, 0.0, 29.0, 9.0], [5.0, 0.0, 40.0, 12.0]]), (10, 30))
+    np.testing.assert_allclose(matched.boxes, [[0.0, 0.0, 5.8, 1.8], [1.0, 0.0, 6.0, 2.0]], rtol=1e-6)
+
+
+def test_reference_pixels_are_bilinear_without_antialiasing():
+    """A 4×4 image halved: bilinear without antialiasing samples at source (0.5, 0.5), i.e. the mean
+    of the top-left 2×2 block; the antialiased resize filters wider and gives another value."""
+    values = torch.tensor([[0, 40, 80, 120], [40, 80, 120, 160], [80, 120, 160, 200], [120, 160, 200, 240]],
+                          dtype=torch.uint8)
+    image = tv_tensors.Image(values.expand(3, 4, 4).clone())
+    target = {"boxes": tv_tensors.BoundingBoxes(torch.zeros((0, 4)), format="XYXY", canvas_size=(4, 4)),
+              "labels": torch.zeros(0, dtype=torch.int64), "image_id": 0}
+    half = SizeDistribution(np.array([0.25, 0.75]), np.array([1.0]))  # unused: no boxes, default scale
+    reference, _ = ScaleMatch(half, default_scale=0.5)(image, target)
+    assert reference[0].tolist() == [[40, 120], [120, 200]]  # (0+40+40+80)/4, (80+120+120+160)/4, ...
+    antialiased, _ = ScaleMatch(half, default_scale=0.5, resize="antialiased")(image, target)
+    assert antialiased[0].tolist() != reference[0].tolist()
 
 
 def test_sm_falls_back_to_default_scale_when_every_box_is_dropped():
@@ -171,7 +201,9 @@ def test_sm_composes_with_torchvision_v2_and_flip_does_not_draw_from_sm_rng():
               "labels": torch.tensor([1]), "image_id": 0}
     out_image, out = pipeline(image, target)
     expected_c = reference_sm_factors(TARGET.edges, TARGET.probs, [[[10, 10, 49, 49]]], 5, low=0.01)[0]
-    height, width = round(expected_c * 100), round(expected_c * 200)
+    step3 = round(expected_c * 100), round(expected_c * 200)
+    f = min(max(step3) / 200, min(step3) / 100)  # mmcv's keep-ratio rule (reference §4 "Pixels")
+    height, width = int(100 * f + 0.5), int(200 * f + 0.5)
     assert tuple(out_image.shape[-2:]) == (height, width)
     # flipped: x1' = W − x2·(W/200)
     assert out["boxes"][0, 0].item() == pytest.approx(width - 49 * width / 200, rel=1e-5)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from tinysm.config import InvalidValue, config_from_mapping, load_config
 from tinysm.paths import resolve
@@ -34,6 +34,7 @@ class TrainConfig:
     backbone_weights: str | None = None         # "imagenet", a local .pth file, or None
     init_from: Path | None = None               # checkpoint to transfer matching tensors from (reference §8)
     detector_options: dict[str, Any] = field(default_factory=dict)  # extra build_detector overrides
+    bn_affine_trainable: bool = False           # BatchNorm weight/bias train, statistics frozen (COCO pre-training, reference §7.1)
     # Pre-training with a size-matching method of tinysm.scale_match.METHODS (reference §4, §5), e.g.
     # "sm" or "msm"; "none" for fine-tuning and the baseline
     scale_match: str = "none"
@@ -43,6 +44,7 @@ class TrainConfig:
     sm_scale_range: tuple[float, float] = (0.1, 1.0)
     sm_default_scale: float = 0.25
     sm_max_tries: int = 5
+    sm_resize: Literal["reference", "antialiased"] = "reference"  # pixels as the reference (§4) or antialiased
     # Optimisation (reference §8)
     epochs: int = 12
     milestones: tuple[int, ...] = (8, 11)       # LR ×0.1 after these many epochs
@@ -81,6 +83,8 @@ class TrainConfig:
                  and all(0 < m <= self.epochs for m in self.milestones),
                  "milestones", f"must be increasing epochs in 1..epochs={self.epochs}", list(self.milestones))
         _require(self.detector in DETECTORS, "detector", f"must be one of {list(DETECTORS)}", self.detector)
+        _require(not (self.bn_affine_trainable and self.from_scratch), "bn_affine_trainable",
+                 "needs pre-trained weights (backbone_weights or init_from); from scratch all of BatchNorm trains", None)
         methods = ("none", *METHODS)
         _require(self.scale_match in methods, "scale_match", f"must be one of {list(methods)}", self.scale_match)
         _require(self.scale_match == "none" or self.sm_target_annotations is not None,

@@ -70,7 +70,7 @@ def training_transform(config: TrainConfig, annotations: CocoAnnotations) -> Pai
     if config.scale_match == "none":
         return TrainPreset()
     settings = SizeMatchSettings(config.sm_bins, config.sm_tail_rate, tuple(config.sm_scale_range),
-                                 config.sm_default_scale, config.sm_max_tries)
+                                 config.sm_default_scale, config.sm_max_tries, resize=config.sm_resize)
     target = load_annotations(resolve(config.sm_target_annotations))
     return PretrainPreset(METHODS[config.scale_match].build(target, annotations, settings))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Mapping, NamedTuple
+from typing import Any, Collection, Literal, Mapping, NamedTuple
 
 from tinysm.config import InvalidValue, config_from_mapping, load_config
 from tinysm.models.build import DETECTORS
@@ -86,6 +86,7 @@ class ExperimentConfig:
     sm_bins: int = 100
     sm_scale_range: list[float] = field(default_factory=lambda: [0.1, 1.0])
     sm_default_scale: float = 0.25
+    sm_resize: Literal["reference", "antialiased"] = "reference"  # the reference's pixels (§4 "Pixels")
     # Evaluation (reference §6).
     max_test_images: int | None = None           # null: every test image
     max_dets: int = 1000

@@ -36,17 +36,19 @@ def stage_config(config: ExperimentConfig, stage: str, init_from: Path | None = 
             raise ValueError(f"{config.experiment}: pretrain is 'none', there is no pre-training stage")
         # reference §8: COCO with the size-matching transform in place of a resize, target histogram from
         # the TinyPerson training annotations; "plain" pre-trains on COCO as it is. No clipping in
-        # pre-training, for either detector (reference §7.1).
+        # pre-training, for either detector; BatchNorm's weight and bias train on COCO when the
+        # backbone starts from weights (its statistics stay frozen), as in the reference (§7.1).
         scale_match = "none" if config.pretrain == "plain" else config.pretrain
         values = {
             **common, "train_annotations": coco.annotations(), "train_images": coco.images(),
             "scale_match": scale_match,
             "sm_target_annotations": tiny_set.train_erase_annotations if scale_match != "none" else None,
             "sm_bins": config.sm_bins, "sm_scale_range": config.sm_scale_range,
-            "sm_default_scale": config.sm_default_scale, "epochs": config.pretrain_epochs,
+            "sm_default_scale": config.sm_default_scale, "sm_resize": config.sm_resize,
+            "epochs": config.pretrain_epochs,
             "milestones": config.pretrain_milestones, "lr_per_image": config.pretrain_lr_per_image,
             "batch_size": config.pretrain_batch_size, "max_iters": config.pretrain_max_iters,
-            "max_images": config.pretrain_max_images,
+            "max_images": config.pretrain_max_images, "bn_affine_trainable": config.backbone_weights is not None,
         }
     elif stage == "finetune":
         # reference §1.2, §2.1: the erased training images cut into 640x512 tiles (overlap 50).

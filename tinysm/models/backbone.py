@@ -25,7 +25,8 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxPool
 
-from tinysm.models.components import LastLevelP6FromC5
+from tinysm.models.components import AffineFrozenBatchNorm2d, LastLevelP6FromC5
+from tinysm.models.initialisation import xavier_uniform_layers_
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 TRAINABLE_STAGES = ("layer2", "layer3", "layer4")  # reference §7: stem (conv1, bn1) and layer1 frozen
@@ -105,16 +106,25 @@ def local_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
-                     p6: Literal["maxpool_p5", "conv_c5"] = "maxpool_p5", from_scratch: bool = False) -> BackboneWithFPN:
+                     p6: Literal["maxpool_p5", "conv_c5"] = "maxpool_p5", from_scratch: bool = False,
+                     bn_affine_trainable: bool = False) -> BackboneWithFPN:
     """ResNet C2..C5 + FPN P2..P6, stem/layer1/BatchNorm frozen (reference §7) unless `from_scratch`.
 
     P6 is a stride-2 subsample of P5 (Faster-FPN) or a 3×3 stride-2 conv on C5 (Adaptive RetinaNet).
+    Every FPN conv starts Xavier-uniform (reference §7.1; see `tinysm.models.initialisation`).
+    `bn_affine_trainable` (COCO pre-training, reference §7.1): BatchNorm statistics stay frozen but its
+    weight and bias train in the trainable stages (layer2..4); no use with `from_scratch`, whose
+    BatchNorm trains in full.
     """
     if name not in RESNETS:
         raise ValueError(f"backbone must be one of {RESNETS}, got {name!r}")
     if from_scratch and weights is not None:
         raise ValueError(f"from_scratch contradicts backbone_weights={str(weights)!r}")
-    resnet = get_model(name, weights=None, norm_layer=nn.BatchNorm2d if from_scratch else FrozenBatchNorm2d)
+    if from_scratch and bn_affine_trainable:
+        raise ValueError("bn_affine_trainable contradicts from_scratch (whose BatchNorm trains statistics and all)")
+    frozen = AffineFrozenBatchNorm2d if bn_affine_trainable else FrozenBatchNorm2d
+    norm_layer = nn.BatchNorm2d if from_scratch else frozen
+    resnet = get_model(name, weights=None, norm_layer=norm_layer)
     load_resnet_weights(resnet, name, weights)
     for parameter_name, parameter in resnet.named_parameters():
         parameter.requires_grad_(from_scratch or parameter_name.startswith(TRAINABLE_STAGES))
@@ -125,8 +135,10 @@ def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
         extra_block = LastLevelP6FromC5(channels[-1], fpn_channels)
     else:
         raise ValueError(f"p6 must be 'maxpool_p5' or 'conv_c5', got {p6!r}")
-    return BackboneWithFPN(resnet, {layer: str(i) for i, layer in enumerate(RESNET_LAYERS)},
-                           channels, fpn_channels, extra_blocks=extra_block)
+    backbone = BackboneWithFPN(resnet, {layer: str(i) for i, layer in enumerate(RESNET_LAYERS)},
+                               channels, fpn_channels, extra_blocks=extra_block)
+    xavier_uniform_layers_(backbone.fpn)  # reference §7.1: the reference's FPN init, P6 conv included
+    return backbone
 
 
 def block_out_channels(layer: nn.Sequential) -> int:

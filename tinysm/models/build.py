@@ -37,11 +37,14 @@ DETECTORS: dict[str, DetectorEntry] = {
 
 def build_detector(name: str, num_classes: int, backbone: str = "resnet50",
                    backbone_weights: str | Path | None = None, category_ids: Sequence[int] | None = None,
-                   from_scratch: bool = False, **overrides: Any) -> nn.Module:
+                   from_scratch: bool = False, bn_affine_trainable: bool = False, **overrides: Any) -> nn.Module:
     """A `faster_fpn` or `adaptive_retinanet` detector with reference §7's settings, `overrides` on top.
 
     `from_scratch`: no pre-trained tensor will ever be loaded (trainable BatchNorm, no frozen stage;
     see `tinysm.models.backbone`); the default keeps reference §7's freezing for pre-trained weights.
+    `bn_affine_trainable`: BatchNorm weight and bias train in layer2..4 while its statistics stay
+    frozen, as in the reference's COCO pre-training (reference §7.1); the default freezes them
+    (fine-tuning). An error together with `from_scratch`.
 
     `category_ids` are the COCO ids of the classes (default 1..num_classes); `overrides` are fields
     of `FasterFPNSettings` / `AdaptiveRetinaNetSettings` (an unknown or mistyped one is an error).
@@ -55,4 +58,5 @@ def build_detector(name: str, num_classes: int, backbone: str = "resnet50",
         raise ValueError(f"{len(ids)} category_ids given for num_classes={num_classes}: {ids}")
     entry = DETECTORS[name]
     settings = config_from_mapping(entry.settings, overrides, where=f"build_detector({name!r}) overrides")
-    return entry.build(num_classes, ids, backbone, backbone_weights, from_scratch, settings)
+    return entry.build(num_classes, ids, backbone, backbone_weights, from_scratch, settings,
+                       bn_affine_trainable=bn_affine_trainable)

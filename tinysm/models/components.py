@@ -10,7 +10,7 @@ from torchvision.models.detection._utils import BoxCoder, Matcher, _box_loss
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops import MultiScaleRoIAlign, roi_align, sigmoid_focal_loss
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign, roi_align, sigmoid_focal_loss
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,10 +39,17 @@ class NativeScaleTransform(GeneralizedRCNNTransform):
 
 
 class LowQualityFloorMatcher(Matcher):
-    """Matcher whose low-quality matches need IoU ≥ `floor` (mmdetection's `min_pos_iou`, reference §7).
+    """Matcher whose low-quality matches follow mmdetection 2.x's MaxIoUAssigner (reference §7, §7.1).
 
-    torchvision gives every GT its best anchors whatever their IoU; the paper's RPN does so only
-    when that best IoU is ≥ 0.3. `floor=0` is torchvision's behaviour (the RetinaNet's).
+    After the thresholds, every GT whose best IoU is ≥ `floor` (mmdetection's `min_pos_iou`: 0.3 in
+    the RPN, 0 in the RetinaNet) claims every anchor achieving that best IoU (`gt_max_assign_all`),
+    whatever the anchor was: negative, ignored, or already positive for another GT. The reference
+    does this in a loop over the GTs in order, each claim overwriting the earlier ones, so an anchor
+    claimed by several GTs goes to the last of them (the highest GT index), even if it overlaps an
+    earlier one more.
+
+    torchvision instead has no floor (every GT claims its best anchors, IoU 0.3 or not) and gives a
+    claimed anchor to its own best-IoU GT: on the same IoUs, some anchors end up with another GT.
     """
 
     def __init__(self, high_threshold: float, low_threshold: float, floor: float):
@@ -50,8 +57,29 @@ class LowQualityFloorMatcher(Matcher):
         self.floor = floor
 
     def set_low_quality_matches_(self, matches: Tensor, all_matches: Tensor, match_quality_matrix: Tensor) -> None:
-        eligible = match_quality_matrix.max(dim=1).values >= self.floor
-        super().set_low_quality_matches_(matches, all_matches, match_quality_matrix[eligible])
+        best = match_quality_matrix.max(dim=1, keepdim=True).values  # per GT
+        claims = (match_quality_matrix == best) & (best >= self.floor)  # GT × anchor
+        gt_number = torch.arange(1, len(claims) + 1, device=claims.device)[:, None]
+        last_claim = (claims * gt_number).max(dim=0).values  # 1-based index of the last claiming GT, 0 if none
+        claimed = last_claim > 0
+        matches[claimed] = last_claim[claimed] - 1
+
+
+class AffineFrozenBatchNorm2d(FrozenBatchNorm2d):
+    """Frozen-statistics BatchNorm whose affine weight and bias train (COCO pre-training, reference §7.1).
+
+    The reference normalises with fixed running statistics in every stage (`norm_eval=True`), but
+    its COCO pre-training configs set the BatchNorm `requires_grad=True`, so γ and β learn there (and
+    transfer). Here they are parameters; the statistics stay buffers that nothing updates, in train
+    mode too. State-dict names are FrozenBatchNorm2d's, so checkpoints load either way round.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__(num_features, eps)
+        weight, bias = self.weight, self.bias
+        del self.weight, self.bias  # the buffers, replaced by parameters of the same names
+        self.weight = torch.nn.Parameter(weight)
+        self.bias = torch.nn.Parameter(bias)
 
 
 class Float32BoxCoder(BoxCoder):
@@ -114,12 +142,16 @@ class AlignedMultiScaleRoIAlign(MultiScaleRoIAlign):
 
 
 class LastLevelP6FromC5(ExtraFPNBlock):
-    """P6 = 3×3 stride-2 conv on C5 (Adaptive RetinaNet, reference §7); torchvision's block also adds P7."""
+    """P6 = 3×3 stride-2 conv on C5 (Adaptive RetinaNet, reference §7); torchvision's block also adds P7.
+
+    Initialised Xavier-uniform, bias 0, as the reference's FPN convs (reference §7.1), not with
+    torchvision's Kaiming-uniform (a = 1), which for C5's 2048 channels in and 256 out is narrower.
+    """
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.p6 = torch.nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1)
-        torch.nn.init.kaiming_uniform_(self.p6.weight, a=1)
+        torch.nn.init.xavier_uniform_(self.p6.weight)
         torch.nn.init.zeros_(self.p6.bias)
 
     def forward(self, p: list[Tensor], c: list[Tensor], names: list[str]) -> tuple[list[Tensor], list[str]]:

@@ -12,10 +12,10 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 from torchvision.models.detection import RetinaNet
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.ops import batched_nms, clip_boxes_to_image
 
+from tinysm.models.anchors import anchor_generator
 from tinysm.models.backbone import build_resnet_fpn
 from tinysm.models.components import (
     BatchNormalisedRetinaNetHead, Float32BoxCoder, LowQualityFloorMatcher, NativeScaleTransform,
@@ -32,6 +32,7 @@ class AdaptiveRetinaNetSettings:
     octave_base_scale: float = 2.0
     scales_per_octave: int = 3
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    round_anchors: bool = False  # True: torchvision's generator (whole-pixel shapes, strides from the padded size)
     fg_iou_thresh: float = 0.5
     bg_iou_thresh: float = 0.4
     low_quality_floor: float = 0.0  # any IoU, as mmdetection's min_pos_iou=0 and torchvision
@@ -98,14 +99,16 @@ class AdaptiveRetinaNet(CocoLabelsMixin, RetinaNet):
 
 def build_adaptive_retinanet(num_classes: int, category_ids: Sequence[int], backbone: str,
                              backbone_weights: str | Path | None, from_scratch: bool,
-                             settings: AdaptiveRetinaNetSettings) -> AdaptiveRetinaNet:
-    """An Adaptive RetinaNet with every setting of reference §7."""
+                             settings: AdaptiveRetinaNetSettings,
+                             bn_affine_trainable: bool = False) -> AdaptiveRetinaNet:
+    """An Adaptive RetinaNet with every setting of reference §7 (`bn_affine_trainable`: see `build_resnet_fpn`)."""
     s = settings
     sizes = s.anchor_sizes()
     if len(sizes) != 5:
         raise ValueError(f"anchor_strides must name the 5 levels P2..P6, got {s.anchor_strides}")
-    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, p6="conv_c5", from_scratch=from_scratch)
-    anchors = AnchorGenerator(sizes=sizes, aspect_ratios=(s.aspect_ratios,) * len(sizes))
+    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, p6="conv_c5", from_scratch=from_scratch,
+                            bn_affine_trainable=bn_affine_trainable)
+    anchors = anchor_generator(sizes, s.aspect_ratios, strides=s.anchor_strides, round_anchors=s.round_anchors)
     head_class = BatchNormalisedRetinaNetHead if s.loss_normalisation == "batch" else RetinaNetHead
     head = head_class(s.fpn_channels, anchors.num_anchors_per_location()[0], num_classes)
     model = AdaptiveRetinaNet(

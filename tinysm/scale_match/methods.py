@@ -27,6 +27,7 @@ class SizeMatchSettings:
     default_scale: float = 0.25
     max_tries: int = 5                       # ScaleMatch's draws per image (reference §4 step 2)
     rng: UniformSource | None = None         # ScaleMatch's random stream; None: one per worker
+    resize: str = "reference"                # RESIZE_RULES: the reference's pixels (§4) or antialiased
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,14 @@ def target_histogram(target: CocoAnnotations, settings: SizeMatchSettings) -> Si
 def build_scale_match(target: CocoAnnotations, source: CocoAnnotations, settings: SizeMatchSettings) -> ScaleMatch:
     """reference §4: random per image; the source set is not read."""
     return ScaleMatch(target_histogram(target, settings), settings.scale_range, settings.default_scale,
-                      settings.max_tries, rng=settings.rng)
+                      settings.max_tries, rng=settings.rng, resize=settings.resize)
 
 
 def build_monotone_scale_match(target: CocoAnnotations, source: CocoAnnotations,
                                settings: SizeMatchSettings) -> MonotoneScaleMatch:
     """reference §5: the source's whole size distribution mapped onto the target's."""
     return MonotoneScaleMatch(target_histogram(target, settings), source, settings.scale_range,
-                              settings.default_scale)
+                              settings.default_scale, settings.resize)
 
 
 def log_normal_fit(sizes: np.ndarray) -> tuple[float, float]:
@@ -67,7 +68,8 @@ def build_gaussian_scale_match(target: CocoAnnotations, source: CocoAnnotations,
                                settings: SizeMatchSettings) -> GaussianScaleMatch:
     """reference §5's log-normal variant, its target fitted to the target set's object sizes."""
     mu, sigma = log_normal_fit(object_sizes(target))
-    return GaussianScaleMatch(mu, sigma, source, settings.bins, settings.scale_range, settings.default_scale)
+    return GaussianScaleMatch(mu, sigma, source, settings.bins, settings.scale_range, settings.default_scale,
+                              settings.resize)
 
 
 METHODS: dict[str, SizeMatchMethod] = {

@@ -43,22 +43,57 @@ class MatchedBoxes:
     keep: np.ndarray  # bool, one per input box
 
 
+# How pixels and boxes follow the factor chosen by reference §4 step 3: "reference" is the paper's code
+# (mmcv's keep-ratio size rule, bilinear without antialiasing, boxes clipped: reference §4 "Pixels");
+# "antialiased" keeps step 3's size, filters before shrinking and does not clip.
+RESIZE_RULES = ("reference", "antialiased")
+
+
+def reference_rescale_size(canvas_size: tuple[int, int], requested: tuple[int, int]) -> tuple[int, int]:
+    """mmcv's keep-ratio rescale of an (H, W) image towards `requested` (H', W'): one factor
+    f = min(max(H', W') / max(H, W), min(H', W') / min(H, W)), output (int(H·f + 0.5), int(W·f + 0.5))."""
+    height, width = canvas_size
+    factor = min(max(requested) / max(height, width), min(requested) / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def _floor_boxes(scaled: np.ndarray, canvas_size: tuple[int, int], scale: float) -> MatchedBoxes:
+    """reference §4 step 3's size floor: a box stays when its +1-pixel extent is ≥ 2 on both axes."""
+    extents = scaled[:, 2:] - scaled[:, :2] + 1
+    keep = (extents[:, 0] >= MIN_BOX_EXTENT) & (extents[:, 1] >= MIN_BOX_EXTENT)
+    return MatchedBoxes(canvas_size, scale, scaled[keep], keep)
+
+
+def _axis_ratios(canvas_size: tuple[int, int], new_size: tuple[int, int]) -> np.ndarray:
+    """float32 (x, y, x, y) factors that take boxes from `canvas_size` to `new_size` (both (H, W))."""
+    return np.array([new_size[1] / canvas_size[1], new_size[0] / canvas_size[0]] * 2, dtype=np.float32)
+
+
 def _resize_boxes(boxes: np.ndarray, canvas_size: tuple[int, int], scale: float) -> MatchedBoxes:
     """reference §4 step 3 for one factor: round-half-to-even size, per-axis box scaling, the size floor."""
     height, width = canvas_size
     # Python's round() is half-to-even, as the reference; at least one pixel per axis.
-    new_height, new_width = max(1, round(scale * height)), max(1, round(scale * width))
-    ratios = np.array([new_width / width, new_height / height] * 2, dtype=np.float32)
-    scaled = boxes * ratios
-    extents = scaled[:, 2:] - scaled[:, :2] + 1
-    keep = (extents[:, 0] >= MIN_BOX_EXTENT) & (extents[:, 1] >= MIN_BOX_EXTENT)
-    return MatchedBoxes((new_height, new_width), scale, scaled[keep], keep)
+    new_size = max(1, round(scale * height)), max(1, round(scale * width))
+    return _floor_boxes(boxes * _axis_ratios(canvas_size, new_size), new_size, scale)
+
+
+def _reference_rescale(boxes: np.ndarray, canvas_size: tuple[int, int], step3: MatchedBoxes) -> MatchedBoxes:
+    """reference §4 "Pixels": step 3's size goes through mmcv's keep-ratio rule, which may move it by
+    a pixel; the original boxes are scaled per axis to that size, clipped to it, then floored."""
+    new_size = reference_rescale_size(canvas_size, step3.canvas_size)
+    scaled = boxes * _axis_ratios(canvas_size, new_size)
+    np.clip(scaled[:, 0::2], 0, new_size[1], out=scaled[:, 0::2])
+    np.clip(scaled[:, 1::2], 0, new_size[0], out=scaled[:, 1::2])
+    return _floor_boxes(scaled, new_size, step3.scale)
 
 
 class SizeMatchTransform:
     """Shared by SM and MSM: a per-image factor from `scale_for`, then reference §4 step 3."""
 
-    def __init__(self, scale_range: tuple[float, float], default_scale: float):
+    def __init__(self, scale_range: tuple[float, float], default_scale: float, resize: str = "reference"):
+        if resize not in RESIZE_RULES:
+            raise ValueError(f"resize must be one of {RESIZE_RULES}, got {resize!r}")
+        self.resize = resize
         low, high = (float(v) for v in scale_range)
         if not 0 < low < high:
             raise ValueError(f"scale_range must satisfy 0 < low < high, got {tuple(scale_range)}")
@@ -78,7 +113,7 @@ class SizeMatchTransform:
         if len(boxes) and not matched.keep.any():
             # Every box fell under the floor: the reference falls back to default_scale (reference §4 step 3).
             matched = _resize_boxes(boxes, canvas_size, self.default_scale)
-        return matched
+        return _reference_rescale(boxes, canvas_size, matched) if self.resize == "reference" else matched
 
     def __call__(self, image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
         """Resize `image` and its target's boxes; boxes under the size floor leave with their labels."""
@@ -90,7 +125,7 @@ class SizeMatchTransform:
         boxes = target["boxes"]
         matched = self.match_boxes(boxes.as_subclass(torch.Tensor).cpu().numpy(), tuple(image.shape[-2:]))
         resized = F.resize(image, list(matched.canvas_size), interpolation=InterpolationMode.BILINEAR,
-                           antialias=True)
+                           antialias=self.resize == "antialiased")
         keep = torch.from_numpy(matched.keep)
         out = dict(target)
         for key in PER_BOX_KEYS:
@@ -115,8 +150,9 @@ class ScaleMatch(SizeMatchTransform):
     """
 
     def __init__(self, target: SizeDistribution, scale_range: tuple[float, float] = (0.1, 1.0),
-                 default_scale: float = 0.25, max_tries: int = 5, rng: UniformSource | None = None):
-        super().__init__(scale_range, default_scale)
+                 default_scale: float = 0.25, max_tries: int = 5, rng: UniformSource | None = None,
+                 resize: str = "reference"):
+        super().__init__(scale_range, default_scale, resize)
         if max_tries < 1:
             raise ValueError(f"max_tries must be >= 1, got {max_tries}")
         self.target = target
@@ -163,8 +199,9 @@ class MonotoneScaleMatch(SizeMatchTransform):
     sizes_from_file = staticmethod(object_sizes)  # what `source_sizes` given as a file means
 
     def __init__(self, target: SizeDistribution, source_sizes: np.ndarray | Annotations,
-                 scale_range: tuple[float, float] = (0.1, 1.0), default_scale: float = 0.25):
-        super().__init__(scale_range, default_scale)
+                 scale_range: tuple[float, float] = (0.1, 1.0), default_scale: float = 0.25,
+                 resize: str = "reference"):
+        super().__init__(scale_range, default_scale, resize)
         self.target = target
         self.knots = source_knots(self._read_sizes(source_sizes), target.cdf)
         self._map = BinMap(self.knots, target.edges, self.log_space)
@@ -200,8 +237,10 @@ class GaussianScaleMatch(MonotoneScaleMatch):
     sizes_from_file = staticmethod(image_mean_sizes)
 
     def __init__(self, mu: float, sigma: float, source_sizes: np.ndarray | Annotations, bins: int = 100,
-                 scale_range: tuple[float, float] = (0.1, 1.0), default_scale: float = 0.25):
-        super().__init__(SizeDistribution.log_normal(mu, sigma, bins), source_sizes, scale_range, default_scale)
+                 scale_range: tuple[float, float] = (0.1, 1.0), default_scale: float = 0.25,
+                 resize: str = "reference"):
+        super().__init__(SizeDistribution.log_normal(mu, sigma, bins), source_sizes, scale_range, default_scale,
+                         resize)
 
 
 def source_knots(source_sizes: np.ndarray, target_cdf: np.ndarray) -> np.ndarray:
