@@ -9,8 +9,13 @@ and tiles/s (wall), CPU seconds per image (all threads of this process: the hone
 shared machine), share of wall time in the merge, detections per image and peak memory (CUDA: peak
 allocated; CPU: the process's peak resident set so far).
 
+`--scores empty` is the other extreme: the classifier bias set so that no score passes 0.05, the
+merge has nothing to do and the figure is the detector and the tiling alone (what a GPU is for;
+a trained detector lies between the two).
+
     python benchmarks/infer_speed.py [--backbone resnet18] [--images 2] [--device cpu] [--amp]
-                                     [--frame 1920 1080] [--fpn-channels 256] [--out PATH]
+                                     [--frame 1920 1080] [--fpn-channels 256] [--scores saturated|empty]
+                                     [--out PATH]
 
 Prints a table and writes benchmarks/out/infer_speed.json (or `--out`).
 """
@@ -38,13 +43,21 @@ WIDTH, HEIGHT = 1920, 1080
 OUT = Path(__file__).resolve().parent / "out" / "infer_speed.json"
 
 
-def saturated_detector(name: str, backbone: str, device: torch.device, fpn_channels: int = 256) -> nn.Module:
-    """An untrained detector whose every anchor/proposal scores about 0.5 (worst case for the merge)."""
+def saturated_detector(name: str, backbone: str, device: torch.device, fpn_channels: int = 256,
+                       scores: str = "saturated") -> nn.Module:
+    """An untrained detector whose every anchor/proposal scores about 0.5 (worst case for the merge),
+    or with `scores="empty"` about e^-30 (no candidate passes the score threshold: nothing to merge)."""
     torch.manual_seed(0)
     model = build_detector(name, 1, backbone=backbone, fpn_channels=fpn_channels)
     classifier = (model.head.classification_head.cls_logits if name == "adaptive_retinanet"
                   else model.roi_heads.box_predictor.cls_score)
     nn.init.zeros_(classifier.bias)
+    if scores == "empty":
+        with torch.no_grad():
+            if name == "adaptive_retinanet":
+                classifier.bias.fill_(-30.0)     # sigmoid(-30) per class
+            else:
+                classifier.bias[0].fill_(30.0)   # the background logit (index 0) 30 above the person's
     return model.to(device).eval()
 
 
@@ -64,7 +77,7 @@ def peak_memory_mib(device: torch.device) -> float:
 
 def measure(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, float | str]:
     """One detector: a warm-up image, then `args.images` timed images."""
-    model = saturated_detector(name, args.backbone, device, args.fpn_channels)
+    model = saturated_detector(name, args.backbone, device, args.fpn_channels, args.scores)
     size = tuple(args.frame)
     options = dict(batch_size=args.batch_size, device=device, amp=args.amp, progress=False)
     predict_module.predict(model, frames(1, size), **options)  # warm-up: kernels, allocator, thread pools
@@ -108,6 +121,8 @@ def main() -> None:
     parser.add_argument("--frame", type=int, nargs=2, default=[WIDTH, HEIGHT], metavar=("W", "H"),
                         help="frame size; smaller than 1920×1080 only for smoke runs")
     parser.add_argument("--fpn-channels", type=int, default=256, help="256 as in SPEC §7")
+    parser.add_argument("--scores", choices=("saturated", "empty"), default="saturated",
+                        help="every candidate at 0.5 (the merge's worst case) or none above the threshold")
     parser.add_argument("--out", type=Path, default=OUT, help="the JSON file to write")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -116,7 +131,8 @@ def main() -> None:
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
     print(f"tiled inference, {args.frame[0]}×{args.frame[1]} frames, 640×512 tiles (overlap 100), "
-          f"batch {args.batch_size}, {args.backbone}{', AMP fp16' if args.amp else ''}, {device_name}")
+          f"batch {args.batch_size}, {args.backbone}{', AMP fp16' if args.amp else ''}, {args.scores} scores, "
+          f"{device_name}")
     print(f"{'detector':<20}{'images/s':>10}{'tiles/s':>10}{'CPU s/img':>11}{'merge %':>9}{'dets/img':>10}"
           f"{'peak MiB':>10}")
     for row in rows:
@@ -127,7 +143,7 @@ def main() -> None:
         "benchmark": "infer_speed", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device_name, "torch": torch.__version__, "backbone": args.backbone, "images": args.images,
         "batch_size": args.batch_size, "amp": args.amp, "frame": list(args.frame),
-        "tiles_per_image": len(tile_grid(*args.frame)), "fpn_channels": args.fpn_channels,
+        "tiles_per_image": len(tile_grid(*args.frame)), "fpn_channels": args.fpn_channels, "scores": args.scores,
         "device_type": device.type, "rows": rows})
     print(f"wrote {args.out}")
 
