@@ -34,9 +34,8 @@ from gpu_check_experiment import REPO, StepError, experiment_result  # benchmark
 sys.path.insert(0, str(REPO))
 
 SCHEMA = "tinysm.gpu_check/1"
-# infer_fp32/amp: no candidate passes the score threshold (the detector and the tiling: what the GPU
-# speeds up); infer_saturated: every candidate at 0.5, the merge's worst case (numpy/CPU), last
-# because the budget cuts it first.
+# infer_fp32/amp: no score passes the threshold (detector + tiling); infer_saturated: all do (the
+# merge's worst case, on the CPU), last because the budget cuts the last steps first.
 STEPS = ("env", "data", "train_fp32", "train_amp", "infer_fp32", "infer_amp", "experiment", "infer_saturated")
 MODULES = ("numpy", "PIL", "yaml", "orjson", "pycocotools", "tqdm", "pandas", "matplotlib", "seaborn",
            "nbformat", "papermill", "ipykernel")
@@ -190,11 +189,9 @@ def speed(out: Path, step: str, script: str, arguments: list[str]) -> dict[str, 
 
 
 def precision_arguments(size: Sizes, precision: str) -> list[str]:
-    if precision == "amp":
-        if size.device != "cuda":
-            raise Skipped("AMP (fp16 autocast + GradScaler) runs on CUDA only; the CPU run is the fp32 one")
-        return ["--amp"]
-    return []
+    if precision == "amp" and size.device != "cuda":
+        raise Skipped("AMP (fp16 autocast + GradScaler) runs on CUDA only; the CPU run is the fp32 one")
+    return ["--amp"] if precision == "amp" else []
 
 
 def finish(out: Path, step: str, exit_code: int, seconds: float, limit: float) -> None:
@@ -219,6 +216,7 @@ def skip_for_budget(out: Path, step: str, left: float) -> None:
     """The shell had too little of the check's budget left to start the step."""
     write_json(step_path(out, step), {"status": "skipped", "seconds": 0.0,
                                       "reason": f"the check's time budget was spent ({left:.0f} s left)"})
+    print(f"--- {step}: skipped, the budget was spent", flush=True)
 
 
 def collect(out: Path, started: str, smoke: bool, budget: float) -> dict[str, Any]:

@@ -55,11 +55,12 @@ step() {
     shift 2
     local left=$((BUDGET - SECONDS))
     local limit=$((cap < left ? cap : left))
-    echo "=== $name: limit $limit s ($(date -u +%H:%M:%S) UTC, $SECONDS s into the check)"
     if ((limit < 10)); then
+        echo "=== $name: not started, $left s left of the budget"
         "${CHECK[@]}" finish "$OUT" "$name" --no-time --limit "$left"
         return
     fi
+    echo "=== $name: limit $limit s ($(date -u +%H:%M:%S) UTC, $SECONDS s into the check)"
     local start=$SECONDS
     timeout -k 10 "$limit" "$@" 2>&1 | tee "$OUT/logs/$name.log"
     local code=${PIPESTATUS[0]}
