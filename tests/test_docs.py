@@ -12,7 +12,7 @@ ROOT = repo_root()
 HEADING = re.compile(r"^#+\s+(\d+(?:\.\d+)*)[.\s]", re.MULTILINE)
 CITATION = re.compile(r"§\s?(\d+(?:\.\d+)*)")
 CITING = ["tinysm/**/*.py", "tests/*.py", "notebooks/*.ipynb", "params/**/*.yaml", "benchmarks/*.py",
-          "README.md", "docs/*.md"]
+          "benchmarks/*.sh", "benchmarks/*.md", "README.md", "docs/*.md"]
 
 
 def reference_sections() -> set[str]:

@@ -210,7 +210,7 @@ def test_retinanet_c_clips_gradients_at_one_when_fine_tuning_and_transfers_from_
 def test_a_finished_run_is_not_replaced_unless_asked(tmp_path):
     from tinysm.experiments.run import start_run
 
-    config = paper_config("exp4.1", tmp_path)
+    config = paper_config("exp4.1", tmp_path, backbone_weights=None)  # no download here
     run_dir = start_run(config)
     assert load_config(ExperimentConfig, run_dir / "config.yaml") == config
     (run_dir / "metrics.json").write_text('{"metrics": {}}')
@@ -219,7 +219,7 @@ def test_a_finished_run_is_not_replaced_unless_asked(tmp_path):
     with pytest.raises(FileExistsError, match=r"exp4\.1 holds a finished run .*overwrite: true"):
         start_run(config)
     assert (run_dir / "metrics.json").exists()
-    start_run(paper_config("exp4.1", tmp_path, overwrite=True))
+    start_run(paper_config("exp4.1", tmp_path, backbone_weights=None, overwrite=True))
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "finetune").exists()
     assert (run_dir / "experiment.ipynb").read_text() == "the notebook papermill is writing"
 

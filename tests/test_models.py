@@ -337,3 +337,22 @@ def test_a_pickle_planted_in_the_hub_cache_never_runs(monkeypatch, hub_dir, tmp_
     assert not marker.exists()
     torch.load(hub_dir, weights_only=False)  # the payload is live: unpickled in full, it runs
     assert marker.exists()
+
+
+def test_weights_that_cannot_be_had_fail_before_any_work(monkeypatch, hub_dir, tmp_path):
+    """Offline, `backbone_weights: imagenet` stops the experiment in its first cell with one line
+    saying what to download and where to put it; nothing is written (issue: GPU path, offline)."""
+    from tinysm.experiments.config import load_experiment_config
+    from tinysm.experiments.run import start_run
+    from tinysm.paths import repo_root
+
+    def offline(url, dst, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    row = repo_root() / "params" / "cpu" / "exp1.2.yaml"
+    for weights, message in (("imagenet", r"cannot download .*resnet18-f37072fd\.pth.*put it at .*hub/checkpoints"),
+                             (str(tmp_path / "missing.pth"), r"backbone weights file not found: .*missing\.pth")):
+        config = load_experiment_config(row, {"backbone_weights": weights, "runs_dir": str(tmp_path / "runs")})
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            start_run(config)
+        assert not (tmp_path / "runs").exists()

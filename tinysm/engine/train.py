@@ -173,7 +173,10 @@ def train(config: TrainConfig) -> Path:
 
 
 def _train(config: TrainConfig, context: DistributedContext) -> Path:
+    from tinysm.models.backbone import check_backbone_weights
+
     paths = config.paths
+    check_backbone_weights(config.backbone, config.backbone_weights)
     check_run_folder(config, paths, record=context.is_main)
     barrier(context)
     if paths.final_checkpoint.is_file():

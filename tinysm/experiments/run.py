@@ -30,12 +30,16 @@ from tinysm.io import atomic_write_json, atomic_write_text
 from tinysm.paths import repo_root
 
 def start_run(config: ExperimentConfig) -> Path:
-    """Check the run folder may be written, clear a run being redone, record the config."""
+    """Check the run folder may be written and the backbone weights can be had, clear a run being
+    redone, record the config."""
+    from tinysm.models.backbone import check_backbone_weights
+
     run_dir = config.run_dir
     finished = run_dir / "metrics.json"
     if finished.exists() and not config.overwrite:
         raise FileExistsError(f"{run_dir} holds a finished run ({finished.name}); set overwrite: true "
                               "(tinysm reproduce --force) to run it again")
+    check_backbone_weights(config.backbone, config.backbone_weights)
     if config.overwrite:
         # Only this experiment's outputs: the notebook papermill is writing stays.
         for stale in (finished, run_dir / "results.json"):

@@ -27,6 +27,7 @@ from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelMaxP
 
 from tinysm.models.components import AffineFrozenBatchNorm2d, LastLevelP6FromC5
 from tinysm.models.initialisation import xavier_uniform_layers_
+from tinysm.paths import resolve
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 TRAINABLE_STAGES = ("layer2", "layer3", "layer4")  # reference §7: stem (conv1, bn1) and layer1 frozen
@@ -51,13 +52,20 @@ def load_resnet_weights(resnet: ResNet, name: str, weights: str | Path | None) -
         raise ValueError(f"{source}: not a {name} state_dict (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
-def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """torchvision's IMAGENET1K_V1 weights of `name`, from the hub cache or downloaded once.
+def check_backbone_weights(name: str, weights: str | Path | None) -> None:
+    """Fail before any work when `weights` cannot be had: "imagenet" is fetched into the hub cache
+    now (offline: one line saying what to download and where to put it), a file (relative to the
+    repository root, like every path) must exist."""
+    if weights is None:
+        return
+    if str(weights) == "imagenet":
+        imagenet_weights_file(name)
+    elif not resolve(weights).is_file():
+        raise FileNotFoundError(f"backbone weights file not found: {weights}")
 
-    Never unpickles code: the file is read with `weights_only=True` (torch's own
-    `load_state_dict_from_url` would unpickle a planted cache file in full), and a cached file must
-    match the SHA-256 prefix its name carries, as a download is checked.
-    """
+
+def imagenet_weights_file(name: str) -> Path:
+    """torchvision's IMAGENET1K_V1 file of `name` in the torch hub cache, downloaded once if absent."""
     url = get_model_weights(name).IMAGENET1K_V1.url
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     if not cached.is_file():
@@ -69,9 +77,20 @@ def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
                 f"backbone_weights='imagenet': cannot download {url} ({error}). Offline, fetch that file "
                 f"elsewhere and either put it at {cached} or pass backbone_weights='/path/to/{cached.name}'"
             ) from None
+    return cached
+
+
+def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's IMAGENET1K_V1 weights of `name`, from the hub cache or downloaded once.
+
+    Never unpickles code: the file is read with `weights_only=True` (torch's own
+    `load_state_dict_from_url` would unpickle a planted cache file in full), and a cached file must
+    match the SHA-256 prefix its name carries, as a download is checked.
+    """
+    cached = imagenet_weights_file(name)
     if not sha256_of(cached).startswith(file_hash_prefix(cached)):
         raise ValueError(f"{cached}: its SHA-256 does not start with the {file_hash_prefix(cached)!r} its name "
-                         f"promises; it is not torchvision's file (delete it, then download {url} again)")
+                         f"promises; it is not torchvision's file (delete it, then download it again)")
     return local_state_dict(cached)
 
 
