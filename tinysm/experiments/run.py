@@ -144,7 +144,7 @@ def evaluate(config: ExperimentConfig, checkpoint: Path):
         "backbone": config.backbone, "backbone_weights": config.backbone_weights,
         # the recipe as run, so that 1-GPU and 2-GPU runs compare (reference §8: LR per image)
         "gpus": config.gpus, "batch_size": config.batch_size, "lr_per_image": config.lr_per_image,
-        "optimizer_lr": config.optimizer_lr,
+        "optimizer_lr": config.optimizer_lr, "seed": config.seed,
         "data_root": config.data_root, "test_images": len(test.images), "checkpoint": str(checkpoint),
         "evaluation_seconds": time.monotonic() - start, "metrics": result.metrics,
     }
