@@ -3,6 +3,7 @@ step 4, §5), category ids from the file, image subsets, and draws that depend o
 (seed, epoch, index)."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -84,3 +85,31 @@ def test_batches_do_not_depend_on_the_number_of_workers(external_and_target, tmp
         sampler.set_position(1)
         epochs[workers] = [(t["image_id"], t["boxes"].tolist()) for _, targets in loader for t in targets]
     assert epochs[0] == epochs[2]  # same order, same random flips
+
+
+def test_training_data_is_filtered_as_the_reference_filters_it(tmp_path):
+    """reference §7.1 (mmdetection's datasets): images without any annotation are left out; boxes with
+    w < 1, h < 1, area <= 0 or outside the image are dropped; an image whose boxes all go stays."""
+    from tinysm.data.annotations import AnnotationError, load_annotations
+    from tinysm.engine.data import reference_training_set
+
+    def box(i, image_id, bbox, **extra):
+        return {"id": i, "image_id": image_id, "category_id": 1, "bbox": bbox, **extra}
+    raw = {"images": [{"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 80} for i in (1, 2, 3)],
+           "categories": [{"id": 1, "name": "person"}],
+           "annotations": [box(10, 1, [10, 10, 5, 5]),              # kept
+                           box(11, 1, [10, 10, 0.5, 5]),            # w < 1
+                           box(12, 1, [10, 10, 5, 0]),              # h = 0 (a loading error by default)
+                           box(13, 1, [10, 10, 5, 5], area=0),      # area <= 0
+                           box(14, 1, [100, 10, 5, 5]),             # starts at the right border: outside
+                           box(15, 3, [-9, -9, 5, 5])]}             # outside; image 3 keeps no box
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(AnnotationError, match=r"annotation id 12 \(index 2\): 'bbox' width and height must be > 0"):
+        load_annotations(path)
+    subset, note = reference_training_set(load_annotations(path, allow_degenerate_boxes=True))
+    assert [image.id for image in subset.images] == [1, 3]  # image 2 has no annotation at all
+    assert [a.id for a in subset.annotations] == [10]
+    assert "1 image(s) without annotations and 5 box(es)" in note
+    kept, nothing = reference_training_set(subset.with_annotations(subset.annotations, subset.images[:1]))
+    assert nothing is None and [a.id for a in kept.annotations] == [10]

@@ -190,7 +190,10 @@ def test_pretrain_stage_scale_matches_coco_onto_tinyperson(tmp_path):
     """reference §8: LR 0.01 over 2 GPUs x 8 images (exp4.0); target histogram from TinyPerson training boxes."""
     stage = stage_config(paper_config("exp4.0", tmp_path), "pretrain")
     assert stage.lr_per_image == pytest.approx(0.01 / 16) and stage.batch_size == 8
-    assert stage.scale_match == "sm" and stage.train_annotations == tmp_path / "data/coco/annotations/instances_train2017.json"
+    # reference §8: train2017 + val2017 merged (file names under the COCO root); MSM reads train2017's sizes
+    assert stage.scale_match == "sm" and stage.train_annotations == tmp_path / "data/coco/annotations/instances_merge2017.json"
+    assert stage.train_images == tmp_path / "data/coco"
+    assert stage.sm_source_annotations == tmp_path / "data/coco/annotations/instances_train2017.json"
     assert stage.sm_target_annotations == tmp_path / "data/tiny_set/mini_annotations/tiny_set_train_all_erase.json"
     assert (stage.sm_bins, tuple(stage.sm_scale_range), stage.sm_default_scale) == (100, (0.1, 1.0), 0.25)
     plain = stage_config(paper_config("exp4.0", tmp_path, pretrain="plain"), "pretrain")

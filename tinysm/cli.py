@@ -1,6 +1,6 @@
 """The `tinysm` command (also `python -m tinysm`): one subcommand per module in tinysm/commands/.
 
-Each command module defines `HELP` (one line), `configure(parser)` and `run(args) -> int`, and
+Each command module (its name with "_" for "-") defines `HELP` (one line), `configure(parser)` and `run(args) -> int`, and
 imports its heavy dependencies inside `run`, so that `tinysm --help` stays fast.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from tinysm.data.annotations import AnnotationError
 
 # In the order `tinysm --help` lists them (the pipeline's order).
-COMMANDS = ("synth", "tiles", "erase", "sizes", "config", "train", "evaluate", "reproduce")
+COMMANDS = ("synth", "tiles", "erase", "merge-coco", "sizes", "config", "train", "evaluate", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "detectors, TinyPerson evaluation and the paper's experiments.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"tinysm.commands.{name}")
+        module = importlib.import_module(f"tinysm.commands.{name.replace('-', '_')}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.configure(sub)
         sub.set_defaults(handler=module.run)

@@ -159,11 +159,13 @@ class CocoAnnotations:
 # ----------------------------------------------------------------------------- loading
 
 def load_annotations(path: str | os.PathLike | Mapping[str, Any], image_root: str | os.PathLike | None = None,
-                     check_files: bool = False) -> CocoAnnotations:
+                     check_files: bool = False, allow_degenerate_boxes: bool = False) -> CocoAnnotations:
     """Load and validate a COCO/TinyPerson annotation file (or an already parsed dict).
 
     `image_root` is the folder `file_name` is relative to; it is checked that no `file_name`
-    leaves it, and with `check_files=True` that every image file exists.
+    leaves it, and with `check_files=True` that every image file exists. A box of width or height
+    ≤ 0 is an error unless `allow_degenerate_boxes`: training reads files the way the reference
+    does, keeping such boxes for its filter to drop (reference §7.1).
     """
     if isinstance(path, Mapping):
         source, raw = None, path
@@ -181,7 +183,8 @@ def load_annotations(path: str | os.PathLike | Mapping[str, Any], image_root: st
     images = _parse_entries("image", raw["images"], _parse_image, source)
     _check_unique((im.id for im in images), "image", source)
     image_ids = {im.id for im in images}
-    annotations = _parse_entries("annotation", raw["annotations"], _parse_annotation, source, image_ids)
+    annotations = _parse_entries("annotation", raw["annotations"], _parse_annotation, source, image_ids,
+                                 allow_degenerate_boxes)
     _check_unique((a.id for a in annotations), "annotation", source)
     extra = {k: v for k, v in raw.items() if k not in _TOP_LEVEL_TYPED}
     root = Path(image_root) if image_root is not None else None
@@ -264,7 +267,7 @@ def _shared(keys: frozenset[str]) -> frozenset[str]:
     return _KEY_SETS.setdefault(keys, keys)
 
 
-def _parse_bbox(bbox: Any) -> tuple[float, float, float, float]:
+def _parse_bbox(bbox: Any, allow_degenerate: bool = False) -> tuple[float, float, float, float]:
     if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
         raise _EntryProblem(f"'bbox' must be four numbers [x, y, w, h], got {bbox!r}")
     x, y, w, h = bbox
@@ -272,7 +275,7 @@ def _parse_bbox(bbox: Any) -> tuple[float, float, float, float]:
         raise _EntryProblem(f"'bbox' must be four numbers [x, y, w, h], got {bbox!r}")
     if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h)):
         raise _EntryProblem(f"'bbox' has a non-finite value: {list(bbox)}")
-    if w <= 0 or h <= 0:
+    if (w <= 0 or h <= 0) and not allow_degenerate:
         raise _EntryProblem(f"'bbox' width and height must be > 0, got w={w} h={h}")
     return x, y, w, h
 
@@ -285,9 +288,9 @@ def _parse_flag(value: Any, key: str) -> bool:
     raise _EntryProblem(f"flag '{key}' must be a boolean or 0/1, got {value!r}")
 
 
-def _parse_annotation(entry: Any, image_ids: set[int]) -> BoxAnnotation:
+def _parse_annotation(entry: Any, image_ids: set[int], allow_degenerate: bool = False) -> BoxAnnotation:
     _require(entry, _ANNOTATION_REQUIRED)
-    bbox = _parse_bbox(entry["bbox"])
+    bbox = _parse_bbox(entry["bbox"], allow_degenerate)
     image_id = _as_int(entry["image_id"], "image_id")
     if image_id not in image_ids:
         raise _EntryProblem(f"image_id {image_id} is not the id of any image")

@@ -50,6 +50,11 @@ class TinyPersonLayout:
         return self.test_annotations.is_file() and self.train_images.is_dir()
 
 
+# The reference pre-trains on train2017 + val2017 merged into one file, whose file names carry
+# their split's folder, so its images are found from the COCO root (reference §8).
+MERGED_SPLIT = "merge2017"
+
+
 @dataclass(frozen=True)
 class CocoLayout:
     """Paths inside a COCO 2017 folder (`annotations/instances_<split>.json`, `<split>/*.jpg`)."""
@@ -60,7 +65,8 @@ class CocoLayout:
         return self.root / "annotations" / f"instances_{split}.json"
 
     def images(self, split: str = "train2017") -> Path:
-        return self.root / split
+        """The folder the split's `file_name`s are relative to (the root for the merged file)."""
+        return self.root if split == MERGED_SPLIT else self.root / split
 
     def exists(self) -> bool:
         return self.annotations().is_file() and self.images().is_dir()

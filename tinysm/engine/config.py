@@ -39,6 +39,7 @@ class TrainConfig:
     # "sm" or "msm"; "none" for fine-tuning and the baseline
     scale_match: str = "none"
     sm_target_annotations: Path | None = None   # the target histogram's file (TinyPerson training set)
+    sm_source_annotations: Path | None = None   # the sizes MSM maps (None: the training file; reference §8: train2017)
     sm_bins: int = 100
     sm_tail_rate: float | None = None           # None: 2 / sm_bins (reference §3)
     sm_scale_range: tuple[float, float] = (0.1, 1.0)

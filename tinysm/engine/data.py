@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
-from tinysm.data.annotations import CocoAnnotations, load_annotations
+from tinysm.data.annotations import BoxAnnotation, CocoAnnotations, ImageRecord, load_annotations
 from tinysm.data.datasets import DetectionDataset, Target, collate_detection
 from tinysm.data.transforms import PairTransform, PretrainPreset, TrainPreset
 from tinysm.engine.config import TrainConfig
@@ -54,6 +55,29 @@ def first_images(annotations: CocoAnnotations, count: int | None) -> CocoAnnotat
     return annotations.with_annotations([a for a in annotations.annotations if a.image_id in kept], images)
 
 
+def reference_training_set(annotations: CocoAnnotations) -> tuple[CocoAnnotations, str | None]:
+    """The training data as the reference's datasets read it (reference §7.1): images without any
+    annotation are left out; then boxes with w < 1, h < 1, area ≤ 0 or no overlap with their image
+    are dropped (an image whose boxes all go stays, without boxes). Returns the subset and a note
+    saying what was left out (None when nothing was)."""
+    by_image = annotations.annotations_by_image
+    images = [image for image in annotations.images if by_image[image.id]]
+
+    def usable(box: BoxAnnotation, image: ImageRecord) -> bool:
+        x, y, w, h = box.bbox
+        overlap_w = min(x + w, image.width) - max(x, 0)
+        overlap_h = min(y + h, image.height) - max(y, 0)
+        return w >= 1 and h >= 1 and box.area > 0 and overlap_w > 0 and overlap_h > 0
+
+    boxes = [box for image in images for box in by_image[image.id] if usable(box, image)]
+    empty, dropped = len(annotations.images) - len(images), len(annotations.annotations) - len(boxes)
+    if not (empty or dropped):
+        return annotations, None
+    note = (f"{annotations.source}: as the reference (docs/reference.md §7.1), {empty} image(s) without "
+            f"annotations and {dropped} box(es) with w < 1, h < 1, area <= 0 or outside the image are left out")
+    return annotations.with_annotations(boxes, images), note
+
+
 def category_ids(annotations: CocoAnnotations) -> list[int]:
     """The classes a detector for this file predicts: its categories' ids, ascending."""
     ids = sorted({int(c["id"]) for c in annotations.categories})
@@ -65,22 +89,29 @@ def category_ids(annotations: CocoAnnotations) -> list[int]:
 def training_transform(config: TrainConfig, annotations: CocoAnnotations) -> PairTransform:
     """The stage's preset: flip only, or a size-matching method of `METHODS` first (reference §4, §5, §8).
 
-    The external file `annotations` is the method's source (Monotone SM maps its sizes, reference §5).
+    The method's source is `sm_source_annotations` when set, else the external file `annotations`
+    (Monotone SM maps its sizes, reference §5).
     """
     if config.scale_match == "none":
         return TrainPreset()
     settings = SizeMatchSettings(config.sm_bins, config.sm_tail_rate, tuple(config.sm_scale_range),
                                  config.sm_default_scale, config.sm_max_tries, resize=config.sm_resize)
     target = load_annotations(resolve(config.sm_target_annotations))
-    return PretrainPreset(METHODS[config.scale_match].build(target, annotations, settings))
+    source = annotations if config.sm_source_annotations is None else load_annotations(
+        resolve(config.sm_source_annotations), allow_degenerate_boxes=True)  # sizes <= 0 do not count (§5)
+    return PretrainPreset(METHODS[config.scale_match].build(target, source, settings))
 
 
 def build_training_data(config: TrainConfig, context: DistributedContext
                         ) -> tuple[DataLoader, SeededSamples, ResumableSampler, list[int]]:
     """Loader, its seeded dataset and sampler (both set per epoch), and the category ids to train."""
-    annotations = load_annotations(resolve(config.train_annotations), image_root=resolve(config.train_images))
+    annotations = load_annotations(resolve(config.train_annotations), image_root=resolve(config.train_images),
+                                   allow_degenerate_boxes=True)
     transform = training_transform(config, annotations)
-    subset = first_images(annotations, config.max_images)
+    trainable, note = reference_training_set(annotations)
+    if note and context.is_main:
+        tqdm.write(note)
+    subset = first_images(trainable, config.max_images)
     if not subset.images:
         raise ValueError(f"{annotations.source}: no images to train on")
     # Training never uses ignore handling (reference §1.2): ignore-flagged boxes leave the targets.

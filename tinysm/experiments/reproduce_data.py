@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from tinysm.data.layout import CocoLayout, TinyPersonLayout, find_data, layouts
+from tinysm.data.layout import MERGED_SPLIT, CocoLayout, TinyPersonLayout, find_data, layouts
 from tinysm.experiments.config import ExperimentConfig
 
 
@@ -37,6 +37,11 @@ def ensure_data(data_dir: Path, configs: list[ExperimentConfig], echo: Callable[
 
             echo(f"[tinysm] generating the synthetic TinyPerson and COCO in {root}")
             generate(root, overwrite=True)  # only a partial set can be there: replace it whole
+        if kind == "SYNTHETIC" and coco.exists() and not coco.annotations(MERGED_SPLIT).is_file():
+            from tinysm.data.coco_merge import merge_coco_splits
+
+            echo(f"[tinysm] merging the synthetic COCO train2017 + val2017 (reference §8) in {coco.root}")
+            merge_coco_splits(coco)  # a set generated before the merged file was part of it
         if tiny.exists() and coco.exists():
             echo(f"[tinysm] data: {kind} TinyPerson and COCO in {root}")
             echo(describe_data(tiny, coco))
@@ -51,6 +56,12 @@ def check_experiment_data(configs: list[ExperimentConfig]) -> None:
                 f"{config.experiment}: data_root '{config.data_root}' lacks TinyPerson (tiny_set/) or "
                 f"COCO 2017 (coco/) in the layout of docs/reference.md §1.1; put the official releases there, or "
                 f"run the synthetic params (params/cpu, params/synth)")
+        merged = coco.annotations(MERGED_SPLIT)
+        if config.pretrain != "none" and not merged.is_file():
+            raise FileNotFoundError(
+                f"{config.experiment}: pre-training reads {merged} (train2017 + val2017 merged, as the "
+                f"reference; docs/reference.md §8), which COCO does not ship: make it once with "
+                f"`tinysm merge-coco {coco.root}`")
 
 
 def prepare_data(data_dir: Path, configs: list[ExperimentConfig],

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tinysm.data.layout import layouts
+from tinysm.data.layout import MERGED_SPLIT, layouts
 from tinysm.engine.config import TrainConfig, train_config_from_mapping
 from tinysm.experiments.config import ExperimentConfig
 from tinysm.models.build import DETECTORS
@@ -39,9 +39,10 @@ def stage_config(config: ExperimentConfig, stage: str, init_from: Path | None = 
         # pre-training, for either detector; BatchNorm's weight and bias train on COCO when the
         # backbone starts from weights (its statistics stay frozen), as in the reference (§7.1).
         scale_match = "none" if config.pretrain == "plain" else config.pretrain
+        # The reference pre-trains on train2017 + val2017 merged; MSM maps train2017's sizes (§8).
         values = {
-            **common, "train_annotations": coco.annotations(), "train_images": coco.images(),
-            "scale_match": scale_match,
+            **common, "train_annotations": coco.annotations(MERGED_SPLIT), "train_images": coco.images(MERGED_SPLIT),
+            "scale_match": scale_match, "sm_source_annotations": coco.annotations("train2017"),
             "sm_target_annotations": tiny_set.train_erase_annotations if scale_match != "none" else None,
             "sm_bins": config.sm_bins, "sm_scale_range": config.sm_scale_range,
             "sm_default_scale": config.sm_default_scale, "sm_resize": config.sm_resize,

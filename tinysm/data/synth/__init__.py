@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinysm.data.coco_merge import merge_coco_splits
 from tinysm.data.layout import CocoLayout, TinyPersonLayout
 from tinysm.data.summary import DatasetSummary, summarize
 from tinysm.data.synth.coco import CocoSceneConfig, write_coco
@@ -69,6 +70,7 @@ def generate(out_dir: str | Path, seed: int = 0, train: int = 100, test: int = 1
         with pool:
             tiny = write_tinyperson(staging / "tiny_set", seed, train, test, pool, tiny_config)
             coco = write_coco(staging / "coco", seed, coco_train, coco_val, pool, coco_config)
+            merge_coco_splits(CocoLayout(staging / "coco"))  # what a user builds with tinysm merge-coco
         for name, target in targets.items():
             if target.exists():
                 target.rename(staging / f"replaced-{name}")  # deleted with the staging folder
