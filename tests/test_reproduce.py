@@ -126,11 +126,12 @@ def test_data_step_generates_the_synthetic_set_once_and_says_synthetic(tmp_path,
     from tinysm.experiments.config import ExperimentConfig
     from tinysm.experiments.reproduce_data import prepare_data
 
-    generated = []
+    generated, presets = [], []
     real_generate = synth.generate
 
-    def small_generate(root, overwrite=False):
+    def small_generate(root, overwrite=False, **preset):
         generated.append(root)
+        presets.append(preset)
         return real_generate(root, train=1, test=1, coco_train=2, coco_val=1, workers=1, overwrite=overwrite,
                              tiny_config=synth.TinyPersonSceneConfig(frame_sizes=((320, 256),)),
                              coco_config=synth.CocoSceneConfig(frame_sizes=((160, 120),)))
@@ -149,6 +150,13 @@ def test_data_step_generates_the_synthetic_set_once_and_says_synthetic(tmp_path,
         "source_annotations": str(data / "synthetic/coco/annotations/instances_train2017.json")}
     prepare_data(data, [config], echo=lines.append)
     assert len(generated) == 1  # already there: not generated again
+    # A root named after another preset is generated with that preset's sizes.
+    from tinysm.data.synth.presets import PRESETS
+    cpu = config_from_mapping(ExperimentConfig, {"experiment": "exp1.2", "data_root": str(data / "synthetic_cpu")})
+    prepare_data(data, [cpu], echo=lines.append)
+    assert generated[-1] == data / "synthetic_cpu"
+    assert presets == [PRESETS["synthetic"].generate_arguments(), PRESETS["synthetic_cpu"].generate_arguments()]
+    assert presets[1]["train"] == 48 and presets[1]["tiny_config"].frame_sizes == ((320, 256),)
 
 
 def test_data_step_refuses_real_data_params_without_the_real_data(tmp_path):

@@ -59,6 +59,7 @@ class ExperimentConfig:
     runs_dir: str = "runs"                       # the run is written to <runs_dir>/<experiment>/
     backbone: str = "resnet50"
     fpn_channels: int = 256                      # reference §7; fewer make CPU runs affordable
+    detector_options: dict[str, Any] = field(default_factory=dict)  # more settings of the detector (build_detector)
     backbone_weights: str | None = "imagenet"    # "imagenet" (cached or downloaded), a local file, or null
     device: str = "auto"                         # "auto": cuda when available, else cpu
     gpus: int = 2                                # fine-tuning GPUs; > 1: the stage runs under torchrun
@@ -74,6 +75,9 @@ class ExperimentConfig:
     warmup_iters: int = 500
     max_iters: int | None = None                 # stop early (CPU runs); the schedule is unchanged
     max_train_images: int | None = None          # null: every training tile
+    # Gradient clipping (max-norm) of both stages; null: the reference's, i.e. the detector's own
+    # when fine-tuning ("-c": 1.0) and none in pre-training. A stabiliser for training from scratch.
+    clip_grad_norm: float | None = None
     # Pre-training on COCO (reference §8: LR 0.01 for 2 GPUs × 4 images), ignored when pretrain == "none".
     pretrain_epochs: int = 12
     pretrain_lr_per_image: float = 0.00125

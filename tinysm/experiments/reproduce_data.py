@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tinysm.data.layout import MERGED_SPLIT, CocoLayout, TinyPersonLayout, find_data, layouts
+from tinysm.data.synth.presets import PRESETS
 from tinysm.experiments.config import ExperimentConfig
 
 
@@ -23,27 +24,27 @@ def describe_data(tiny_set: TinyPersonLayout, coco: CocoLayout) -> str:
 
 
 def ensure_data(data_dir: Path, configs: list[ExperimentConfig], echo: Callable[[str], None] = print) -> None:
-    """Say whether real data is in `data_dir`; generate the synthetic set in `data_dir/synthetic`
-    when an experiment reads it and it is not there yet; print a summary of each data root used."""
-    roots = find_data(data_dir)
-    synthetic_root = roots.tiny_set.root.parent if roots.synthetic else data_dir / "synthetic"
-    if roots.synthetic:
-        echo(f"[tinysm] no real TinyPerson/COCO in {data_dir} (docs/reference.md §1.1); the synthetic set lives in {synthetic_root}")
+    """Say whether real data is in `data_dir`; generate a synthetic set `data_dir/<preset>` (see
+    `tinysm.data.synth.presets`) when an experiment reads it and it is not there yet; print a
+    summary of each data root used."""
+    if find_data(data_dir).synthetic:
+        echo(f"[tinysm] no real TinyPerson/COCO in {data_dir} (docs/reference.md §1.1); "
+             f"synthetic sets live in {data_dir}/<{'|'.join(PRESETS)}>")
     for root in sorted({config.data_dir for config in configs}):
         tiny, coco = layouts(root)
-        kind = "SYNTHETIC" if root == synthetic_root else "REAL"
-        if kind == "SYNTHETIC" and not (tiny.exists() and coco.exists()):
+        preset = PRESETS.get(root.name) if root.parent == data_dir else None
+        if preset is not None and not (tiny.exists() and coco.exists()):
             from tinysm.data.synth import generate
 
-            echo(f"[tinysm] generating the synthetic TinyPerson and COCO in {root}")
-            generate(root, overwrite=True)  # only a partial set can be there: replace it whole
-        if kind == "SYNTHETIC" and coco.exists() and not coco.annotations(MERGED_SPLIT).is_file():
+            echo(f"[tinysm] generating the synthetic TinyPerson and COCO '{root.name}' in {root}")
+            generate(root, overwrite=True, **preset.generate_arguments())  # a partial set is replaced whole
+        if preset is not None and coco.exists() and not coco.annotations(MERGED_SPLIT).is_file():
             from tinysm.data.coco_merge import merge_coco_splits
 
             echo(f"[tinysm] merging the synthetic COCO train2017 + val2017 (reference §8) in {coco.root}")
             merge_coco_splits(coco)  # a set generated before the merged file was part of it
         if tiny.exists() and coco.exists():
-            echo(f"[tinysm] data: {kind} TinyPerson and COCO in {root}")
+            echo(f"[tinysm] data: {'SYNTHETIC' if preset is not None else 'REAL'} TinyPerson and COCO in {root}")
             echo(describe_data(tiny, coco))
 
 

@@ -27,7 +27,8 @@ def stage_config(config: ExperimentConfig, stage: str, init_from: Path | None = 
     tiny_set, coco = layouts(config.data_dir)
     common: dict[str, Any] = {
         "detector": config.detector, "out_dir": config.run_dir / stage, "backbone": config.backbone,
-        "detector_options": {"fpn_channels": config.fpn_channels}, "backbone_weights": config.backbone_weights,
+        "detector_options": {"fpn_channels": config.fpn_channels, **config.detector_options},
+        "backbone_weights": config.backbone_weights,
         "amp": config.amp, "device": config.device, "workers": config.workers, "seed": config.seed,
         "log_every": config.log_every, "warmup_iters": config.warmup_iters,
     }
@@ -50,13 +51,15 @@ def stage_config(config: ExperimentConfig, stage: str, init_from: Path | None = 
             "milestones": config.pretrain_milestones, "lr_per_image": config.pretrain_lr_per_image,
             "batch_size": config.pretrain_batch_size, "max_iters": config.pretrain_max_iters,
             "max_images": config.pretrain_max_images, "bn_affine_trainable": config.backbone_weights is not None,
+            "clip_grad_norm": config.clip_grad_norm,
         }
     elif stage == "finetune":
         # reference §1.2, §2.1: the erased training images cut into 640x512 tiles (overlap 50).
         values = {
             **common, "train_annotations": tiny_set.train_tile_annotations,
             "train_images": tiny_set.erase_train_images, "init_from": init_from,
-            "clip_grad_norm": DETECTORS[config.detector].clip_grad_norm,
+            "clip_grad_norm": (DETECTORS[config.detector].clip_grad_norm if config.clip_grad_norm is None
+                               else config.clip_grad_norm),
             "epochs": config.epochs, "milestones": config.milestones, "lr_per_image": config.lr_per_image,
             "batch_size": config.batch_size, "max_iters": config.max_iters, "max_images": config.max_train_images,
         }
