@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import math
 
+import matplotlib
 import pandas as pd
 import pytest
 
-from tinysm.experiments.results_table import collect_metrics
-from tinysm.experiments.study import (
+matplotlib.use("Agg")
+
+from tinysm.experiments.results_table import collect_metrics  # noqa: E402
+from tinysm.experiments.study import (  # noqa: E402
     COLUMNS, paper_delta, results_view, save_study_table, study_markdown, study_runs, study_table,
 )
+from tinysm.plots.results import save_figure  # noqa: E402
+from tinysm.plots.study import plot_study  # noqa: E402
 
 
 def write_run(runs, name, detector, pretrain, seed, ap50_tiny, data_root="data/synthetic"):
@@ -148,3 +153,24 @@ def test_the_view_follows_the_data_root(tmp_path, study):
     assert results_view(real) == "paper"
     with pytest.raises(ValueError, match=r"mix synthetic data .* and real data \(exp1\.2\)"):
         results_view({**study, **real})
+
+
+def test_figure_is_written_and_byte_stable(study, tmp_path):
+    table, runs = study_table(study), study_runs(study)
+    fig = plot_study(table, runs)
+    ax_ap, ax_delta = fig.axes[0], fig.axes[1]
+    assert [t.get_text() for t in ax_ap.get_xticklabels()] == ["none\n(n=2)", "plain\n(n=1)", "sm\n(n=3)",
+                                                               "msm\n(n=0)"]
+    assert [round(bar.get_height(), 4) for bar in ax_ap.patches] == [11.0, 9.5, 16.3333, 0.0]
+    labels = [t.get_text() for t in ax_delta.texts]
+    assert labels == ["-0.50", "+3.50", "no pairs", "-0.24", "+0.49", "+0.37"]
+    assert "synthetic CPU study, 3 seeds" in fig.get_suptitle()
+    first = save_figure(fig, tmp_path / "a" / "cpu_study.png").read_bytes()
+    second = save_figure(plot_study(table, runs), tmp_path / "b" / "cpu_study.png").read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n" and first == second
+
+
+def test_figure_without_any_run_draws_the_paper_alone(tmp_path):
+    fig = plot_study(study_table({}), study_runs({}))
+    assert [t.get_text() for t in fig.axes[3].texts] == ["no pairs"] * 3 + ["not published", "+6.56", "+4.78"]
+    assert save_figure(fig, tmp_path / "empty.png").stat().st_size > 10_000
