@@ -174,3 +174,26 @@ def test_figure_without_any_run_draws_the_paper_alone(tmp_path):
     fig = plot_study(study_table({}), study_runs({}))
     assert [t.get_text() for t in fig.axes[3].texts] == ["no pairs"] * 3 + ["not published", "+6.56", "+4.78"]
     assert save_figure(fig, tmp_path / "empty.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data_root, written", [("data/synthetic", "cpu_study"), ("data", "results_table")])
+def test_results_notebook_shows_one_view_once_without_stray_outputs(tmp_path, data_root, written):
+    """Synthetic runs: the study; real ones: ours vs published. Either way the table is shown once
+    (one Markdown output), one figure, and no cell leaves a return value (`PosixPath(...)`) behind."""
+    import nbformat
+    import papermill
+
+    from tinysm.paths import repo_root
+
+    write_run(tmp_path / "runs", "exp1.2", "faster_fpn", "none", 0, 1.0, data_root=data_root)
+    write_run(tmp_path / "runs", "exp4.1", "faster_fpn", "sm", 0, 2.0, data_root=data_root)
+    output = tmp_path / "results.ipynb"
+    papermill.execute_notebook(str(repo_root() / "notebooks" / "results.ipynb"), str(output),
+                               parameters={"runs_dir": str(tmp_path / "runs"), "figures_dir": str(tmp_path / "fig")},
+                               kernel_name="python3", progress_bar=False)
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [f"{written}.{s}" for s in ("csv", "md", "png")]
+    outputs = [o for c in nbformat.read(output, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
+    assert {o.output_type for o in outputs} == {"stream", "display_data"}  # no execute_result
+    shown = [o for o in outputs if o.output_type == "display_data"]
+    assert [sorted(o.data) for o in shown] == [["text/markdown", "text/plain"], ["image/png", "text/plain"]]
