@@ -6,6 +6,7 @@ and what the notebooks show and tabulate (docs/architecture.md).
 - `stages`: the one place an experiment becomes the engine's `TrainConfig`s;
 - `run`: one experiment, pre-training -> fine-tuning -> tiled evaluation, into `runs/<set>/<row>/`;
 - `views`: what the experiment notebook draws; `results_table`: the table of finished runs;
+  `study`: the synthetic CPU study (per-seed gain over no pre-training beside the paper's);
 - `size_stats`: object-size statistics before and after size matching;
 - `reproduce`, `reproduce_data`: `tinysm reproduce`, its data step and its notebook jobs.
 """

@@ -8,7 +8,8 @@ what its rows share and one short file per row holding only what differs (`base:
 engine's `TrainConfig`: the optimiser's rate is the per-image rate times the global batch
 (batch_size × gpus), so a row keeps its recipe on any number of GPUs.
 
-The paper's rows (reference §8) live here too: `PAPER_ROWS` is the one source of the published numbers.
+The paper's rows (reference §8) live here too: `PAPER_ROWS` is the one source of the published numbers,
+`TINYBENCHMARK_ROWS` of the older max_det-200 ones (the only plain-COCO row).
 """
 from __future__ import annotations
 
@@ -42,6 +43,15 @@ PAPER_ROWS: dict[str, PaperRow] = {
 }
 # COCO pre-training without size matching ("plain"), then every size-matching method by name.
 PRETRAININGS = ("none", "plain", *METHODS)
+# reference §8, "Older numbers": TinyBenchmark's README, AP50_tiny at 200 detections per frame (not
+# comparable with PAPER_ROWS' 1000), by (detector, pretrain) in this config's vocabulary ("none": the
+# ImageNet backbone without COCO). The only published COCO pre-training without size matching ("plain").
+TINYBENCHMARK_ROWS: dict[tuple[str, str], float] = {
+    ("faster_fpn", "none"): 47.35, ("faster_fpn", "plain"): 47.11,
+    ("faster_fpn", "sm"): 51.33, ("faster_fpn", "msm"): 50.89,
+    ("adaptive_retinanet", "none"): 46.56, ("adaptive_retinanet", "sm"): 48.48,
+    ("adaptive_retinanet", "msm"): 49.59,
+}
 
 
 @dataclass
