@@ -15,7 +15,7 @@ from tinysm.experiments.stages import stage_config, stage_gpus
 from tinysm.paths import repo_root
 
 PARAMS = repo_root() / "params"
-FOLDERS = ("paper", "synth", "cpu", "smoke")
+FOLDERS = ("paper", "synth", "smoke")  # the paper's seven rows; params/cpu and cpu_study hold the CPU study
 SEVEN = sorted(PAPER_ROWS)
 
 
@@ -70,7 +70,7 @@ def test_paper_params_comment_matches_the_published_table(name):
     assert quoted and float(quoted.group(1)) == PAPER_ROWS[name].ap50_tiny
 
 
-@pytest.mark.parametrize("folder", ("synth", "cpu", "smoke"))
+@pytest.mark.parametrize("folder", ("synth", "smoke"))
 def test_scaled_down_params_keep_each_experiments_recipe(folder):
     """synth/cpu/smoke change sizes and schedules, never which detector or pre-training a row uses."""
     for name in SEVEN:
@@ -300,3 +300,26 @@ def test_tinysm_config_prints_the_resolved_row_and_its_learning_rates(capsys):
     assert "# pre-training: SGD LR 0.01 = 0.00125 per image x 4 image(s) x 2 GPU(s)" in out
     assert main(["config", str(PARAMS / "paper" / "exp5.1.yaml"), "--set", "seed=[1"]) == 2
     assert "--set 'seed=[1': the value is not valid YAML" in capsys.readouterr().err
+
+
+def test_the_cpu_study_gives_every_arm_the_same_recipe():
+    """Issue 13: per detector, the rows differ only in the pre-training arm and the seed; params/cpu
+    (the default of make reproduce on a CPU) is the study's first seed of the Faster-FPN arms."""
+    from tinysm.experiments.reproduce import load_experiments
+
+    study = {c.experiment: c for c in load_experiments(PARAMS / "cpu_study")}
+    arms, seeds = ("none", "plain", "sm", "msm"), (0, 1, 2)
+    assert sorted(study) == sorted(f"{d}-{a}-s{s}" for d in ("faster_fpn", "adaptive_retinanet")
+                                   for a in arms for s in seeds)
+    recipes: dict[str, set] = {}
+    for config in study.values():
+        assert (config.pretrain, config.seed) in {(a, s) for a in arms for s in seeds}
+        assert config.experiment == f"{config.detector}-{config.pretrain}-s{config.seed}"
+        assert config.data_root == "data/synthetic_cpu" and config.backbone_weights is None
+        recipe = {k: v for k, v in config_to_dict(config).items() if k not in ("experiment", "pretrain", "seed")}
+        recipes.setdefault(config.detector, set()).add(yaml.safe_dump(recipe))
+    assert {detector: len(found) for detector, found in recipes.items()} == {"faster_fpn": 1, "adaptive_retinanet": 1}
+    default = {c.experiment: c for c in load_experiments(PARAMS / "cpu")}
+    assert sorted(default) == sorted(f"faster_fpn-{a}-s0" for a in arms)
+    for name, config in default.items():
+        assert config_to_dict(config) == {**config_to_dict(study[name]), "runs_dir": "runs/cpu"}

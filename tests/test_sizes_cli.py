@@ -24,6 +24,7 @@ def test_statistics_and_histogram_by_hand(tmp_path, capsys):
     target = write(tmp_path / "tiny.json", [([0, 0, 1, 4], {}), ([5, 5, 3, 3], {}), ([0, 0, 8, 2], {}),
                                             ([0, 0, 40, 40], {"iscrowd": 1}), ([0, 0, 9, 9], {"ignore": True})])
     assert main(["sizes", str(target), "--bins", "2", "--tail-rate", "0", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "sizes.png").is_file()  # the target alone
     printed = capsys.readouterr().out
     # size mean 3, population std √(2/3) = 0.82; aspect mean 1.75, std √((1.5² + 0.75² + 2.25²)/3) = 1.62
     assert "3.00 ± 0.82" in printed and "1.75 ± 1.62" in printed
@@ -45,6 +46,9 @@ def test_source_gets_its_own_row_and_file(tmp_path, capsys):
     for name in ("target", "source"):
         histogram = json.loads((tmp_path / f"{name}.sizes.json").read_text())["histogram"]
         assert len(histogram["edges"]) == 101 and sum(histogram["probs"]) == pytest.approx(1.0)
+    # The figure it promises: the source before and after each size-matching method (4 panels).
+    assert (tmp_path / "sizes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {tmp_path / 'sizes.png'}" in printed
 
 
 def test_bad_input_is_one_clean_error_line(tmp_path, capsys):

@@ -13,7 +13,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tail-rate", type=float, default=None,
                         help="share of sizes in the two tail bins (default 2/K; 0: no tail bins)")
     parser.add_argument("--log-bins", action="store_true", help="equal-width bins in log size")
-    parser.add_argument("--out", help="folder to write <file stem>.sizes.json into (statistics + histogram)")
+    parser.add_argument("--out", help="folder to write <file stem>.sizes.json (statistics + histogram) and "
+                                      "sizes.png (the size distributions; with --source, also after each "
+                                      "size-matching method) into")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tinysm.data.annotations import load_annotations
     from tinysm.io import atomic_write_json
+    from tinysm.plots.results import save_figure
     from tinysm.scale_match import SizeDistribution
     from tinysm.experiments.size_stats import size_statistics, statistics_table
 
@@ -41,4 +44,18 @@ def run(args: argparse.Namespace) -> int:
         for path, record in records.items():
             written = atomic_write_json(Path(args.out) / f"{path.stem}.sizes.json", record)
             print(f"wrote {written}")
+        print(f"wrote {save_figure(size_figure(list(loaded.values()), args.bins), Path(args.out) / 'sizes.png')}")
     return 0
+
+
+def size_figure(files: list, bins: int):
+    """The target's sizes against the source's before and after each size-matching method (reference
+    §4, §5), or the target alone when there is no source."""
+    from tinysm.experiments.size_stats import scale_matched_sets, size_panels
+    from tinysm.plots.sizes import plot_size_distributions
+    from tinysm.scale_match import object_sizes
+
+    target = files[0]
+    if len(files) == 1:
+        return plot_size_distributions(object_sizes(target), object_sizes(target), {}, source_name="target")
+    return plot_size_distributions(*size_panels(scale_matched_sets(target, files[1], bins)))

@@ -18,7 +18,7 @@ from tinysm.experiments.config import ExperimentConfig, load_experiment_config
 from tinysm.paths import repo_root, resolve
 
 NOTEBOOKS = Path("notebooks")
-BASE_FILE = "base.yaml"  # what a params folder's rows share; not a row itself
+BASE_PREFIX = "base"  # base.yaml, base-<detector>.yaml: what a params folder's rows share; not rows
 EXPERIMENT_ORDER = ("exp1.2", "exp4.0", "exp4.1", "exp4.2", "exp2.3", "exp5.1", "exp5.2")  # reference §8
 
 Executor = Callable[[Path, Path, dict[str, Any]], None]
@@ -50,11 +50,11 @@ class NotebookFailed(RuntimeError):
 
 
 def params_files(params_dir: str | Path) -> list[Path]:
-    """The row files of a params folder: every *.yaml but the shared `base.yaml`."""
+    """The row files of a params folder: every *.yaml but the shared bases (`base.yaml`, `base-*.yaml`)."""
     folder = resolve(params_dir)
-    files = sorted(path for path in folder.glob("*.yaml") if path.name != BASE_FILE)
+    files = sorted(path for path in folder.glob("*.yaml") if not path.name.startswith(BASE_PREFIX))
     if not files:
-        raise FileNotFoundError(f"{folder}: no params files (*.yaml besides {BASE_FILE})")
+        raise FileNotFoundError(f"{folder}: no params files (*.yaml besides the {BASE_PREFIX}* files)")
     return files
 
 

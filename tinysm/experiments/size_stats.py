@@ -15,9 +15,10 @@ from tqdm.auto import tqdm
 
 from tinysm.data.annotations import CocoAnnotations
 from tinysm.io import atomic_path, atomic_write_text
-from tinysm.scale_match import METHODS, SizeMatchSettings, SizeMatchTransform, counts_for_size
+from tinysm.scale_match import METHODS, SizeMatchSettings, SizeMatchTransform, counts_for_size, object_sizes
 
 PERCENTILES = (5, 25, 50, 75, 95)
+MATCHED_PREFIX = "source after "  # scale_matched_sets names the source after a method "source after <label>"
 
 
 def box_size_columns(annotations: CocoAnnotations) -> dict[str, np.ndarray]:
@@ -87,9 +88,18 @@ def scale_matched_sets(target: CocoAnnotations, source: CocoAnnotations, bins: i
     """The target, the source, and the source as each method of `METHODS` (reference §4, §5) would make
     it: "source after SM", "source after MSM", ...; random methods draw from RandomState(seed)."""
     settings = SizeMatchSettings(bins=bins, rng=np.random.RandomState(seed))
-    matched = {f"source after {method.label}": scale_annotations(source, method.build(target, source, settings))
+    matched = {f"{MATCHED_PREFIX}{method.label}": scale_annotations(source, method.build(target, source, settings))
                for method in METHODS.values()}
     return {"target": target, "source": source, **matched}
+
+
+def size_panels(sets: Mapping[str, CocoAnnotations]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """From `scale_matched_sets`: the target's and the source's object sizes, and the source's after
+    each method by its label (what `tinysm.plots.sizes.plot_size_distributions` draws)."""
+    sizes = {name: object_sizes(annotations) for name, annotations in sets.items()}
+    matched = {name.removeprefix(MATCHED_PREFIX): values for name, values in sizes.items()
+               if name.startswith(MATCHED_PREFIX)}
+    return sizes["target"], sizes["source"], matched
 
 
 def save_statistics_table(table: pd.DataFrame, folder: str | os.PathLike) -> tuple[Path, Path]:
