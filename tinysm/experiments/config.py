@@ -155,7 +155,7 @@ def load_experiment_config(path: str | Path, overrides: Mapping[str, Any] | None
 class ExperimentNotebook:
     """The parameters of notebooks/experiment.ipynb: a params row file and overrides on top."""
 
-    params: str = "params/cpu/exp4.0.yaml"
+    params: str = "params/cpu/faster_fpn-sm-s0.yaml"
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
