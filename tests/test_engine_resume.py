@@ -39,6 +39,7 @@ def test_resume_mid_epoch_continues_exactly(toy_data, tmp_path):
     assert load_checkpoint(interrupted.paths.last_checkpoint)["iteration"] == 3
     # What a crash after iteration 3 leaves behind: the last checkpoint and the log, no final model.
     interrupted.paths.final_checkpoint.unlink()
+    interrupted.paths.finished.unlink()
     resumed = toy_config(toy_data, tmp_path / "cut", **common)
     train(resumed)
 

@@ -6,6 +6,7 @@ import re
 import pytest
 import yaml
 
+from experiment_support import write_data_layout
 from tinysm.cli import main
 from tinysm.config import ConfigError, config_from_mapping, config_to_dict, load_config
 from tinysm.experiments.config import (
@@ -214,6 +215,7 @@ def test_a_finished_run_is_not_replaced_unless_asked(tmp_path):
     from tinysm.experiments.run import start_run
 
     config = paper_config("exp4.1", tmp_path, backbone_weights=None)  # no download here
+    write_data_layout(tmp_path / "data")
     run_dir = start_run(config)
     assert load_config(ExperimentConfig, run_dir / "config.yaml") == config
     (run_dir / "metrics.json").write_text('{"metrics": {}}')
@@ -232,17 +234,24 @@ def test_several_gpus_run_the_stage_under_torchrun_and_stream_its_output(tmp_pat
     import sys
 
     from tinysm.engine.config import load_train_config
+    from tinysm.engine.stage_folder import check_run_folder, write_finished
     from tinysm.experiments import run as experiment
 
     config = paper_config("exp1.2", tmp_path)  # gpus: 2
+    write_data_layout(tmp_path / "data")
     launched = []
 
     class FakeTorchrun:
+        """What `tinysm train` leaves in a stage folder it finished: its config, the final checkpoint
+        and the record that says it is complete."""
+
         def __init__(self, command, **kwargs):
             launched.append(command)
             stage = load_train_config(command[-1])
             stage.paths.final_checkpoint.parent.mkdir(parents=True)
+            check_run_folder(stage, stage.paths)
             stage.paths.final_checkpoint.write_bytes(b"weights")
+            write_finished(stage.paths, iteration=2)
             self.stdout, self.returncode = iter(["train finetune: 1/2\n", "train finetune: 2/2\n"]), 0
 
         def __enter__(self):

@@ -90,10 +90,13 @@ def test_finished_runs_are_skipped_unless_forced(tmp_path):
     (tmp_path / "runs" / "exp4.0" / "metrics.json").write_text("{}")
     lines: list[str] = []
     executor = RecordingExecutor()
-    executed = run_jobs(plan_jobs(configs, tmp_path / "params", tmp_path, False, {}), execute=executor, echo=lines.append)
+    jobs = plan_jobs(configs, tmp_path / "params", tmp_path, False, {})
+    executed = run_jobs(jobs, execute=executor, echo=lines.append)
     assert executed == ["size_distribution", "exp1.2", "exp5.2", "results"]
     assert len(lines) == 5 and "exp4.0" in lines[2] and "skipped" in lines[2]
-    assert all(str(call[1]) in line for call, line in zip(executor.calls, [lines[0], lines[1], lines[3]]))
+    ran = [job for job in jobs if job.name in executed]
+    assert all(str(job.output) in line for job, line in zip(ran, [lines[0], lines[1], lines[3], lines[4]]))
+    assert all(job.output.read_text() == "executed" for job in ran)
 
     forced = RecordingExecutor()
     jobs = plan_jobs(configs, tmp_path / "params", tmp_path, True, {})
@@ -168,3 +171,94 @@ def test_data_step_refuses_real_data_params_without_the_real_data(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"exp1\.2: data_root .* lacks TinyPerson"):
         prepare_data(tmp_path / "data", [config], echo=lambda line: None)
     assert not (tmp_path / "data" / "synthetic").exists()  # nothing generated for real-data params
+
+
+# ------------------------------------------------------------------- the executed notebook is a record
+
+class KernelError(Exception):
+    """What papermill raises for a cell's exception: the kernel's exception name and message."""
+
+    def __init__(self, ename: str, evalue: str):
+        super().__init__(f"{ename}: {evalue}")
+        self.ename, self.evalue = ename, evalue
+
+
+class ExperimentKernel:
+    """Stands in for papermill on experiment.ipynb: writes the notebook as it goes; `starts`: it gets
+    as far as recording the run's config (start_run's last step); `error`: raised at the end."""
+
+    def __init__(self, run_dir: Path, starts: bool, error: KernelError | None = None):
+        self.run_dir, self.starts, self.error = run_dir, starts, error
+        self.outputs: list[Path] = []
+
+    def __call__(self, notebook: Path, output: Path, parameters: dict) -> None:
+        self.outputs.append(output)
+        output.write_text("first cells")
+        if self.starts:
+            from tinysm.io import atomic_write_text
+
+            atomic_write_text(self.run_dir / "config.yaml", "experiment: exp4.0\n")
+        output.write_text("this job's notebook")
+        if self.error is not None:
+            raise self.error
+
+
+def finished_run(tmp_path: Path):
+    """exp4.0 finished, its executed notebook the record; returns its job (planned without --force)."""
+    configs = load_experiments(write_params(tmp_path / "params", tmp_path / "runs", names=("exp4.0",)))
+    run_dir = configs[0].run_dir
+    run_dir.mkdir(parents=True)
+    for name, text in (("config.yaml", "experiment: exp4.0\n"), ("metrics.json", "{}"),
+                       ("experiment.ipynb", "the record")):
+        (run_dir / name).write_text(text)
+    return plan_jobs(configs, tmp_path / "params", tmp_path, False, {})[1]
+
+
+@pytest.mark.parametrize("error, config_rewritten", [
+    (KernelError("FileExistsError", "runs/exp4.0 holds a finished run (metrics.json); set overwrite: true"), False),
+    (KernelError("FileNotFoundError", "exp4.0: data_root 'data' lacks what the run reads"), False),
+    (KernelError("FolderInUse", "runs/exp4.0 is in use by pid 7 on h (experiment exp4.0)"), False),
+    # the process holding the run has recorded its config meanwhile: still not this job's run
+    (KernelError("FolderInUse", "runs/exp4.0 is in use by pid 7 on h (experiment exp4.0)"), True),
+], ids=["finished", "no data", "in use", "in use, restarted by its holder"])
+def test_a_refused_rerun_leaves_the_finished_runs_notebook_unchanged(tmp_path, error, config_rewritten):
+    job = finished_run(tmp_path)
+    kernel = ExperimentKernel(job.output.parent, starts=config_rewritten, error=error)
+    lines: list[str] = []
+    with pytest.raises(NotebookFailed, match=rf"(?s){error.ename}: .*kept at .*experiment\.refused\.ipynb; "
+                                             r"the run's record .*experiment\.ipynb is unchanged"):
+        run_jobs([job], force=True, execute=kernel, echo=lines.append)
+    assert kernel.outputs and all(output != job.output for output in kernel.outputs)  # never the record
+    assert job.output.read_text() == "the record"
+    assert (job.output.parent / "experiment.refused.ipynb").read_text() == "this job's notebook"
+    assert "REFUSED" in lines[-1]
+    assert sorted(p.name for p in job.output.parent.iterdir()) == [
+        "config.yaml", "experiment.ipynb", "experiment.refused.ipynb", "metrics.json"]
+
+
+@pytest.mark.parametrize("error", [None, KernelError("RuntimeError", "cell 9 raised")], ids=["done", "failed"])
+def test_a_rerun_that_started_work_is_the_runs_record_failed_or_not(tmp_path, error):
+    job = finished_run(tmp_path)
+    kernel = ExperimentKernel(job.output.parent, starts=True, error=error)
+    if error is None:
+        assert run_jobs([job], force=True, execute=kernel, echo=lambda line: None) == ["exp4.0"]
+    else:
+        with pytest.raises(NotebookFailed, match=r"(?s)RuntimeError: cell 9 raised.*kept at .*/experiment\.ipynb$"):
+            run_jobs([job], force=True, execute=kernel, echo=lambda line: None)
+    assert job.output.read_text() == "this job's notebook"
+    assert not any(p.name.endswith(".ipynb") and p != job.output for p in job.output.parent.iterdir())
+
+
+@pytest.mark.slow
+def test_the_experiment_notebook_refusing_a_finished_run_does_not_cost_its_record(tmp_path):
+    """papermill and the real notebook: rerun without overwrite, start_run refuses in the first cell."""
+    import nbformat
+
+    from tinysm.experiments.reproduce import execute_with_papermill
+
+    job = finished_run(tmp_path)
+    with pytest.raises(NotebookFailed, match=r"(?s)FileExistsError: .*holds a finished run.*is unchanged"):
+        run_jobs([job], force=True, execute=execute_with_papermill, echo=lambda line: None)
+    assert job.output.read_text() == "the record"
+    refused = nbformat.read(job.output.parent / "experiment.refused.ipynb", as_version=4)
+    assert refused.metadata.papermill.exception is True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,23 +15,53 @@ from typing import Any, Iterator
 import orjson
 
 
+# `atomic_path`'s temporary files: "." + the target's name + "." + mkstemp's 8 random characters + ".tmp".
+TEMPORARY_SUFFIX = ".tmp"
+TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TEMPORARY_SUFFIX))
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it replaces `path`, on error it is removed."""
+    """Yield a temporary path next to `path`; on success it replaces `path`, on error it is removed.
+
+    A process killed in between (SIGKILL, power loss) leaves the temporary file behind; the next
+    writer of the folder removes it with `remove_stray_temporaries`.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent)
     os.close(fd)
-    # mkstemp creates the file 0600; give it the mode an ordinary open() would (0666 minus umask).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    give_ordinary_mode(tmp)
     try:
         yield Path(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def give_ordinary_mode(path: str | os.PathLike) -> None:
+    """mkstemp creates a file 0600; give it the mode an ordinary open() would (0666 minus umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def remove_stray_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files `atomic_path` left in `folder` (not in its subfolders) when
+    its writer was killed mid-write; returns them.
+
+    Only the folder's lock holder may call this (`tinysm.locks`): a temporary file of a live
+    writer is that writer's next file, and only the holder knows there is no other writer.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stray = sorted(p for p in folder.iterdir() if TEMPORARY_NAME.fullmatch(p.name) and p.is_file()
+                   and not p.is_symlink())
+    for path in stray:
+        path.unlink(missing_ok=True)
+    return stray
 
 
 def refuse_input_as_output(output: str | os.PathLike, inputs: dict[str, str | os.PathLike | None]) -> None:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Collection, Literal, Mapping
 
-from tinysm.config import InvalidValue, config_from_mapping, load_config
+from tinysm.config import ConfigError, InvalidValue, config_from_mapping, load_config
 from tinysm.paths import resolve
 from tinysm.models.build import DETECTORS
 from tinysm.scale_match import METHODS
 
+# The paths a stage reads, and what each must be: checked together before its folder is touched.
+INPUTS: dict[str, str] = {"train_annotations": "file", "train_images": "folder", "init_from": "file",
+                          "sm_target_annotations": "file", "eval_annotations": "file", "eval_images": "folder"}
 
 
 @dataclass
@@ -94,6 +97,12 @@ class TrainConfig:
                  "eval_annotations", "is required with eval_every", None)
         _require((self.eval_annotations is None) == (self.eval_images is None),
                  "eval_images", "and eval_annotations go together", self.eval_images)
+        # Checked here, not when the detector is built: by then the stage's folder records this config.
+        try:
+            config_from_mapping(DETECTORS[self.detector].settings, self.detector_options, "")
+        except ConfigError as err:
+            problem = str(err).removeprefix(": ")
+            raise InvalidValue(f"'detector_options' do not fit {self.detector!r}: {problem}") from None
 
     @property
     def from_scratch(self) -> bool:
@@ -130,6 +139,36 @@ class RunPaths:
     def metrics(self) -> Path:
         """JSON lines: one training record every `log_every` iterations, one per evaluation."""
         return self.out_dir / "metrics.jsonl"
+
+    @property
+    def finished(self) -> Path:
+        """Written atomically after `final_checkpoint`, with its size and SHA-256: the stage has
+        finished when this file describes the final checkpoint that is there (`engine/stage_folder`)."""
+        return self.out_dir / "finished.json"
+
+
+def missing_inputs(config: TrainConfig, skip: Collection[str] = ()) -> list[str]:
+    """'key path (what is wrong)' for every input path of `config` (`INPUTS`) that is not there;
+    `skip` names keys not to check (e.g. `init_from` of a stage whose predecessor has not run yet)."""
+    problems = []
+    for key, kind in INPUTS.items():
+        value = getattr(config, key)
+        if value is None or key in skip:
+            continue
+        path = resolve(value)
+        if kind == "file" and not path.is_file():
+            problems.append(f"{key} {path} ({'a folder, not a file' if path.is_dir() else 'no such file'})")
+        elif kind == "folder" and not path.is_dir():
+            problems.append(f"{key} {path} ({'a file, not a folder' if path.exists() else 'no such folder'})")
+    return problems
+
+
+def check_inputs(config: TrainConfig, skip: Collection[str] = (), where: str | None = None) -> None:
+    """FileNotFoundError naming every missing input of `config` in one line (see `missing_inputs`)."""
+    problems = missing_inputs(config, skip)
+    if problems:
+        raise FileNotFoundError(f"{where or config.out_dir}: input(s) not found, nothing was written: "
+                                + "; ".join(problems))
 
 
 def trains_from_scratch(backbone_weights: str | None, init_from: Path | str | None) -> bool:

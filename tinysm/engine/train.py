@@ -14,6 +14,8 @@ The recipe (the seed's table; the `TrainConfig` defaults are the fine-tuning row
 
 `train(config)` runs a stage and returns its final checkpoint; it resumes exactly from the
 stage's last checkpoint when one exists, and returns at once when the stage has already finished.
+Before anything is written it checks the config's input paths, then locks the stage folder (one
+writer; `engine/stage_folder`).
 """
 from __future__ import annotations
 
@@ -26,14 +28,13 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from tinysm.config import config_to_dict
 from tinysm.engine.checkpoint import (
     TrainingState, capture_rng_state, load_checkpoint, save_checkpoint,
 )
-from tinysm.engine.config import RunPaths, TrainConfig
+from tinysm.engine.config import TrainConfig, check_inputs
 from tinysm.engine.data import build_training_data
 from tinysm.engine.distributed import (
     DistributedContext, barrier, cleanup_distributed, gather_objects, mean_across_processes,
@@ -42,11 +43,10 @@ from tinysm.engine.distributed import (
 from tinysm.engine.evaluate import evaluate_detector
 from tinysm.engine.metrics_log import MetricsLog
 from tinysm.engine.schedule import WarmupMultiStep, build_scheduler
-from tinysm.io import atomic_write_text
+from tinysm.engine.stage_folder import (  # noqa: F401 (RESUMABLE_CHANGES, check_run_folder: their old home)
+    RESUMABLE_CHANGES, check_run_folder, claim_stage, write_finished,
+)
 from tinysm.paths import resolve
-
-# Keys that may change between a run and its resumption without changing what is computed.
-RESUMABLE_CHANGES = frozenset({"device", "workers", "log_every", "checkpoint_every", "eval_every", "max_iters"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -141,24 +141,6 @@ def build_training_state(model: torch.nn.Module, config: TrainConfig, context: D
     return TrainingState(model, optimizer, build_scheduler(optimizer, schedule), scaler, iters_per_epoch)
 
 
-def check_run_folder(config: TrainConfig, paths: RunPaths, record: bool = True) -> None:
-    """Refuse an `out_dir` holding a run of another config; otherwise record (`record`) this config there.
-
-    Every process checks, so that under torchrun all of them stop together on a foreign folder.
-    """
-    current = config_to_dict(config)
-    if paths.config.is_file():
-        previous = yaml.safe_load(paths.config.read_text()) or {}
-        changed = sorted(key for key in current.keys() | previous.keys()
-                         if key not in RESUMABLE_CHANGES and current.get(key) != previous.get(key))
-        if changed:
-            raise FileExistsError(
-                f"{paths.out_dir} holds a run with another config (differs in {changed}); "
-                "choose another out_dir or delete that one")
-    if record:
-        atomic_write_text(paths.config, yaml.safe_dump(current, sort_keys=False))
-
-
 def train(config: TrainConfig) -> Path:
     """Run one training stage; returns its final checkpoint (`config.paths.final_checkpoint`).
 
@@ -176,13 +158,29 @@ def _train(config: TrainConfig, context: DistributedContext) -> Path:
     from tinysm.models.backbone import check_backbone_weights
 
     paths = config.paths
+    # validate -> check the inputs -> lock -> write: a typo leaves no folder behind (every rank checks)
     check_backbone_weights(config.backbone, config.backbone_weights)
-    check_run_folder(config, paths, record=context.is_main)
-    barrier(context)
-    if paths.final_checkpoint.is_file():
-        if context.is_main:
-            tqdm.write(f"{paths.final_checkpoint} exists: this stage has finished")
-        return paths.final_checkpoint
+    check_inputs(config)
+    lock, claim = claim_stage(paths, context, f"training {paths.out_dir.name}")
+    try:
+        check_run_folder(config, paths, record=context.is_main, finished=claim.finished)
+        barrier(context)
+        if claim.finished:
+            if context.is_main:
+                tqdm.write(f"{paths.final_checkpoint} exists: this stage has finished")
+            return paths.final_checkpoint
+        if claim.damaged is not None and context.is_main:
+            tqdm.write(f"{paths.final_checkpoint} is not a complete final checkpoint ({claim.damaged}); "
+                       f"finishing the stage again from {paths.last_checkpoint.name}")
+        return _train_stage(config, context)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_stage(config: TrainConfig, context: DistributedContext) -> Path:
+    """The training loop of a claimed stage folder: resume, train to the end, write the final checkpoint."""
+    paths = config.paths
     seed_everything(config.seed + context.rank)
     loader, dataset, sampler, category_ids = build_training_data(config, context)
     model = build_model(config, category_ids, context)
@@ -242,6 +240,7 @@ def _train(config: TrainConfig, context: DistributedContext) -> Path:
         save_checkpoint({"model": model.state_dict(), "category_ids": category_ids,
                          "iteration": state.iteration, "config": config_to_dict(config)},
                         paths.final_checkpoint)
+        write_finished(paths, state.iteration)  # after the checkpoint: its presence means "complete"
     barrier(context)
     return paths.final_checkpoint
 
