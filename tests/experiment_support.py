@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinysm.data.layout import layouts
+from tinysm.data.layout import MERGED_SPLIT, layouts
 
 
 def write_data_layout(root: Path) -> Path:
@@ -13,7 +13,7 @@ def write_data_layout(root: Path) -> Path:
     for folder in (tiny_set.test_images, tiny_set.erase_train_images, tiny_set.train_images, coco.images()):
         folder.mkdir(parents=True, exist_ok=True)
     for file in (tiny_set.test_annotations, tiny_set.train_tile_annotations, tiny_set.train_erase_annotations,
-                 coco.annotations()):
+                 coco.annotations(), coco.annotations(MERGED_SPLIT)):
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text("{}")
     return root

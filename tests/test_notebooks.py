@@ -98,8 +98,9 @@ def test_smoke_reproduce_writes_every_record(smoke_run):
         assert all({"image_id", "bbox", "score", "category_id"} <= set(d) for d in detections)
         config = yaml.safe_load((run / "config.yaml").read_text())
         assert config["experiment"] == name
-        for stage in ("pretrain", "finetune"):
+        for stage in ("pretrain", "finetune"):  # one checkpoint per finished stage
             assert (run / stage / "model_final.pt").stat().st_size > 0
+            assert sorted(p.name for p in (run / stage).glob("*.pt")) == ["model_final.pt"]
         for figure in ("training_tiles", "scale_matched_images", "training_curves", "pr_curves", "mr_fppi",
                        "detections"):
             assert (run / "figures" / f"{figure}.png").stat().st_size > 10_000, figure

@@ -93,6 +93,9 @@ def test_finished_runs_are_skipped_unless_forced(tmp_path):
     jobs = plan_jobs(configs, tmp_path / "params", tmp_path, False, {})
     executed = run_jobs(jobs, execute=executor, echo=lines.append)
     assert executed == ["size_distribution", "exp1.2", "exp5.2", "results"]
+    started = [line for line in lines if " running -> " in line]  # one as each job starts
+    assert len(started) == 4 and all(job.name in line for job, line in zip([j for j in jobs if j.name in executed], started))
+    lines = [line for line in lines if line not in started]
     assert len(lines) == 5 and "exp4.0" in lines[2] and "skipped" in lines[2]
     ran = [job for job in jobs if job.name in executed]
     assert all(str(job.output) in line for job, line in zip(ran, [lines[0], lines[1], lines[3], lines[4]]))

@@ -101,7 +101,7 @@ def test_a_data_root_without_the_runs_inputs_leaves_no_run_folder_behind(tmp_pat
 
     config = row("exp4.0", tmp_path, data_root=str(tmp_path / "dta"))  # a typo
     with pytest.raises(FileNotFoundError, match=r"exp4\.0: data_root .*dta' lacks what the run reads, nothing was "
-                                                r"written: pretrain train_annotations .*instances_train2017\.json"):
+                                                r"written: pretrain train_annotations .*instances_merge2017\.json"):
         start_run(config)
     assert not (tmp_path / "runs").exists()
 

@@ -29,7 +29,9 @@ def default_params_dir() -> str:
 
 def run(args: argparse.Namespace) -> int:
     from tinysm.paths import resolve
-    from tinysm.experiments.reproduce import NotebookFailed, load_experiments, plan_jobs, run_jobs
+    from tinysm.experiments.reproduce import NotebookFailed, load_experiments, plan_jobs, run_jobs, shared_runs_dir
+    from tinysm.experiments.results_table import collect_metrics
+    from tinysm.experiments.study import results_view
     from tinysm.experiments.reproduce_data import prepare_data
 
     params_dir = args.params or default_params_dir()
@@ -42,5 +44,10 @@ def run(args: argparse.Namespace) -> int:
     except NotebookFailed as err:
         print(f"tinysm reproduce: failed: {err}")
         return 1
-    print(f"[tinysm] figures and the results table are in {resolve(args.figures)}")
+    figures = resolve(args.figures)
+    runs = shared_runs_dir(configs)
+    table = figures / ("cpu_study.md" if results_view(collect_metrics(runs)) == "study" else "results_table.md")
+    print(f"[tinysm] {table.name}:\n{table.read_text()}" if table.is_file() else "")
+    print(f"[tinysm] runs (executed notebooks, configs, logs, checkpoints, results.json, metrics.json): {runs}\n"
+          f"[tinysm] figures and tables: {figures}")
     return 0

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 
 from tinysm.config import ConfigError
 from tinysm.experiments.config import ExperimentConfig, load_experiment_config
+from tinysm.experiments.progress import RunWatcher
 from tinysm.io import give_ordinary_mode
 from tinysm.locks import FolderInUse
 from tinysm.paths import repo_root, resolve
@@ -199,11 +200,19 @@ def run_jobs(jobs: list[NotebookJob], force: bool = False, execute: Executor = e
             echo(f"{prefix} skipped: finished run at {job.finished_marker.parent} (--force to redo)")
             continue
         start = time.monotonic()
+        echo(f"{prefix} running -> {job.output}")
+        # An experiment's stages report iteration, loss and time left from its run folder meanwhile.
+        watcher = RunWatcher(job.finished_marker.parent, echo) if job.finished_marker is not None else None
+        if watcher is not None:
+            watcher.start()
         try:
             execute_job(job, execute)  # papermill raises its own error types; all mean "this step failed"
         except NotebookFailed as failed:
             echo(f"{prefix} {'REFUSED' if failed.refused else 'FAILED'} after {time.monotonic() - start:.0f} s")
             raise
+        finally:
+            if watcher is not None:
+                watcher.stop()
         echo(f"{prefix} done in {time.monotonic() - start:.0f} s -> {job.output}")
         executed.append(job.name)
         sys.stdout.flush()

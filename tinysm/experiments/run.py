@@ -31,7 +31,7 @@ import yaml
 
 from tinysm.config import config_to_dict
 from tinysm.data.layout import layouts
-from tinysm.engine.config import TrainConfig, check_inputs, missing_inputs
+from tinysm.engine.config import RunPaths, TrainConfig, check_inputs, missing_inputs
 from tinysm.engine.stage_folder import is_finished, record_conflict
 from tinysm.experiments.config import ExperimentConfig
 from tinysm.experiments.stages import STAGES, stage_config, stage_gpus
@@ -213,7 +213,8 @@ def evaluation_set(config: ExperimentConfig):
 def evaluate(config: ExperimentConfig, checkpoint: Path):
     """Tiled inference on the test set (reference §2.3), the TinyPerson metrics (reference §6), both recorded.
 
-    Writes results.json, then metrics.json last; returns the evaluator's `TinyResult`.
+    Writes results.json, then metrics.json last, and drops the stages' resumable checkpoints;
+    returns the evaluator's `TinyResult`.
     """
     from tinysm.data.datasets import DetectionDataset
     from tinysm.engine.predict import predict
@@ -235,6 +236,10 @@ def evaluate(config: ExperimentConfig, checkpoint: Path):
             "evaluation_seconds": time.monotonic() - start, "metrics": result.metrics,
         }
         atomic_write_json(config.run_dir / "metrics.json", record)
+        # A finished run keeps one checkpoint per stage, the verified final one: the resumable copy
+        # (optimiser state, RNG streams) would double the folder's size for nothing.
+        for stage in STAGES:
+            RunPaths(config.run_dir / stage).last_checkpoint.unlink(missing_ok=True)
     release_folder(config.run_dir)  # the run has finished: the folder is no longer this process's
     return result
 
