@@ -75,6 +75,8 @@ def _read_results_file(path: Path) -> Any:
         data = path.read_bytes()
     except FileNotFoundError:
         raise AnnotationError(path, "file", "does not exist") from None
+    except OSError as err:  # a folder, no permission, an I/O error: the file cannot be what is asked
+        raise AnnotationError(path, "file", f"cannot be read ({err.strerror or err})") from None
     try:
         return parse_json(data)
     except json.JSONDecodeError as err:  # orjson's error is a subclass
