@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from tinysm.cli import main
 from tinysm.data.annotations import load_annotations
-from tinysm.data.datasets import DetectionDataset, ImageFileError
+from tinysm.data.datasets import DetectionDataset
 from tinysm.data.tiles import cut_tiles
 
 from test_inputs_never_overwritten import fingerprint
@@ -42,8 +42,9 @@ def write_set(tmp_path: Path, pixels: np.ndarray | None = None, width: int = 200
 
 
 def read_error(path: Path, root: Path) -> str:
-    """The message `DetectionDataset` raises reading entry 0, checked to name file, entry and image."""
-    with pytest.raises(ImageFileError) as info:
+    """The message `DetectionDataset` raises reading entry 0 (bad input: a ValueError, as the command
+    line expects), checked to name the annotation file, the entry and the image file."""
+    with pytest.raises(ValueError) as info:
         DetectionDataset(load_annotations(path), root)[0]
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"{path}: image id 7: image file {root / 'a.png'} "), message
@@ -83,7 +84,7 @@ def test_a_tile_corner_outside_its_image_is_refused(tmp_path):
     tiles.images[1].corner = (80, 0, 260, 80)
     dataset = DetectionDataset(tiles, tmp_path / "full" / "images")
     assert dataset[0][0].shape == (3, 80, 120)
-    with pytest.raises(ImageFileError, match=r"image id 1: image file .*a\.png is 200×100 pixels, too small"):
+    with pytest.raises(ValueError, match=r"image id 1: image file .*a\.png is 200×100 pixels, too small"):
         dataset[1]
 
 
@@ -130,7 +131,7 @@ def test_sixteen_bit_greyscale_keeps_its_values_and_float_pixels_are_refused(tmp
 def test_a_worker_process_failure_is_still_one_line(tmp_path):
     path, root = write_set(tmp_path, width=150)
     loader = DataLoader(DetectionDataset(load_annotations(path), root), batch_size=None, num_workers=1)
-    with pytest.raises(ImageFileError) as info:
+    with pytest.raises(ValueError) as info:
         next(iter(loader))
     message = str(info.value)
     assert "\n" not in message and "Traceback" not in message
