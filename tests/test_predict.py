@@ -117,7 +117,7 @@ def test_tiles_and_bad_arguments_are_refused(tmp_path):
           "annotations": [{"id": i, "image_id": 0, "category_id": 1, "bbox": b} for i, b in enumerate(boxes)],
           "categories": [{"id": 1, "name": "person"}]}
     tiles = cut_tiles(load_annotations(gt, image_root=tmp_path), keep_empty=True)
-    with pytest.raises(ValueError, match="predict takes full images, but image id 0"):
+    with pytest.raises(ValueError, match=r"image id 0 \(and \d+ more\): is a tile .*predict works on full images"):
         predict(BlobFinder("two_stage"), DetectionDataset(tiles, image_root=tmp_path), progress=False)
     with pytest.raises(ValueError, match="appears twice"):
         predict(BlobFinder("two_stage"), [(pixels, {"image_id": 1}), (pixels, {"image_id": 1})], progress=False)

@@ -83,12 +83,20 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: '{key}' must be a string, got {value!r}")
-        return value
+        return _no_nul(value, key, where)
     if tp is Path:
         if not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"{where}: '{key}' must be a path, got {value!r}")
-        return Path(value)
+        return Path(_no_nul(os.fspath(value), key, where))
     raise TypeError(f"config field '{key}' has an unsupported type {tp!r}")
+
+
+def _no_nul(value: str, key: str, where: str) -> str:
+    """Config strings are names and paths, which cannot hold a NUL byte: say so here, naming the key,
+    rather than let the system fail later with "embedded null byte" and no name."""
+    if "\0" in value:
+        raise ConfigError(f"{where}: '{key}' contains a NUL byte, which no path or name can hold: {value!r}")
+    return value
 
 
 def config_from_mapping(cls: type[C], values: Mapping[str, Any], where: str = "<config>") -> C:

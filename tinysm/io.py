@@ -35,8 +35,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno and (err.filename is None or str(err.filename) == tmp):
+            # A full disk names no file, a failed rename the temporary one: name what was asked for.
+            raise OSError(err.errno, err.strerror, str(target)) from err
         raise
 
 

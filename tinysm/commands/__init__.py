@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+from pathlib import Path
 
 import yaml
 
@@ -24,3 +27,25 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
         except yaml.YAMLError as err:
             raise ValueError(f"--set {pair!r}: the value is not valid YAML ({' '.join(str(err).split())})") from None
     return overrides
+
+
+def check_output_file(path: str | os.PathLike | None, option: str) -> None:
+    """Refuse, before any work, an output file path that is an existing folder or whose parent is a
+    file: the write at the end would fail after the work was done. Raised as the OSError the write
+    would give, naming the path, so the CLI prints it as one line."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"is a folder, but {option} takes a file name", str(path))
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{parent} is a file, so {option} cannot go inside it", str(path))
+            break
+
+
+def check_output_folder(path: str | os.PathLike | None, option: str) -> None:
+    """Refuse, before any work, an output folder path that is an existing file."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"is a file, but {option} takes a folder", str(path))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinysm.commands import check_output_file, check_output_folder
+
 HELP = "paint ignore/uncertain regions with their mean colour and write the erased images (docs/reference.md §1.2)"
 
 
@@ -17,6 +19,8 @@ def run(args: argparse.Namespace) -> int:
     from tinysm.data.annotations import load_annotations
     from tinysm.data.erase import write_erased_dataset
 
+    check_output_folder(args.out_root, "OUT_ROOT")
+    check_output_file(args.annotations_out, "--annotations-out")
     annotations = load_annotations(args.annotations, image_root=args.image_root, check_files=True)
     erased = write_erased_dataset(annotations, args.image_root, args.out_root, args.annotations_out)
     removed = len(annotations.annotations) - len(erased.annotations)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinysm.commands import check_output_file
+
 HELP = "TinyPerson AP and MR of a COCO detection results file (docs/reference.md §6)"
 
 
@@ -29,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_dets < 1:
         raise ValueError(f"--max-dets must be a positive integer, got {args.max_dets}")
+    check_output_file(args.json, "--json")
     if args.json:
         refuse_input_as_output(args.json, {"ground-truth file": args.gt, "results file": args.results,
                                            "tile annotation file": args.merge_tiles})

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinysm.commands import check_output_folder
+
 HELP = "print object-size statistics of COCO-format files and write their size histograms (docs/reference.md §3)"
 
 
@@ -27,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from tinysm.scale_match import SizeDistribution
     from tinysm.experiments.size_stats import size_statistics, statistics_table
 
+    if args.bins < 1:
+        raise ValueError(f"--bins must be a positive integer, got {args.bins}")
+    check_output_folder(args.out, "--out")
     paths = [Path(p) for p in (args.target, args.source) if p is not None]
     if len(paths) == 2 and paths[0].stem == paths[1].stem:
         raise ValueError(f"target and source are both named '{paths[0].stem}': their rows and "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinysm.commands import check_output_file
+
 HELP = "cut a COCO/TinyPerson annotation file into 640x512 tile annotations (docs/reference.md §2)"
 
 
@@ -22,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from tinysm.data.tiles import cut_tiles
     from tinysm.io import refuse_input_as_output
 
+    check_output_file(args.output, "OUTPUT")
     refuse_input_as_output(args.output, {"input annotation file": args.input})
     full = load_annotations(args.input)
     tiles = cut_tiles(full, tuple(args.tile), tuple(args.overlap), args.keep_ratio, args.keep_empty)

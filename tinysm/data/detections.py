@@ -1,8 +1,10 @@
 """COCO detection results as numpy columns, validated against the ground truth (issue 4, input checks).
 
-A results file is a JSON list of `{image_id, category_id, bbox: [x, y, w, h], score}`. Columns are
-extracted in one pass per key; only when that fails is the list walked entry by entry to name the
-first bad entry, so a clean file costs no per-entry Python checks.
+A results file is a JSON list of `{image_id, category_id, bbox: [x, y, w, h], score}`, read strictly
+(issue 12): ids are integers (not floats, not booleans), scores and coordinates are ints or floats
+(not strings, not booleans). Columns are extracted and their types checked in one C-speed pass per
+key; only when that fails is the list walked entry by entry to name the first bad entry (its
+index) and the file, so a clean file costs no per-entry Python code.
 """
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import json
 import os
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -19,6 +22,12 @@ from tinysm.data.annotations import AnnotationError
 from tinysm.io import parse_json
 
 RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
+
+
+class PartialResultsWarning(UserWarning):
+    """Detections that cover only some of the ground truth's images: the others are scored as
+    images where nothing was found, which is right for a detector that found nothing there and
+    wrong for a results file of another subset or another ground truth."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,8 @@ def _read_results_file(path: Path) -> Any:
         data = path.read_bytes()
     except FileNotFoundError:
         raise AnnotationError(path, "file", "does not exist") from None
+    except OSError as err:  # a folder, no permission, an I/O error: the file cannot be what is asked
+        raise AnnotationError(path, "file", f"cannot be read ({err.strerror or err})") from None
     try:
         return parse_json(data)
     except json.JSONDecodeError as err:  # orjson's error is a subclass
@@ -83,25 +94,51 @@ def _read_results_file(path: Path) -> Any:
         raise AnnotationError(path, "file", f"not UTF-8 text ({err.reason})") from None
 
 
+_GET = {key: itemgetter(key) for key in RESULT_KEYS}
+
+
+def _is_integer_type(kind: type) -> bool:
+    """An id is an integer, never a bool (True would silently be image 1) nor a float."""
+    return issubclass(kind, (int, np.integer)) and not issubclass(kind, (bool, np.bool_))
+
+
+def _is_number_type(kind: type) -> bool:
+    """A score or coordinate is an int or a float, never a bool or a numeric string."""
+    return issubclass(kind, (int, float, np.integer, np.floating)) and not issubclass(kind, (bool, np.bool_))
+
+
+def _all_of(values: Iterable[Any], accepted: Callable[[type], bool]) -> bool:
+    """Whether every value's type is accepted, tested once per distinct type: the walk over the
+    values runs in C, so a clean file of a million detections pays tens of milliseconds."""
+    return all(map(accepted, set(map(type, values))))
+
+
 def _from_records(records: list, name: str | os.PathLike | None) -> Detections:
     n = len(records)
     try:
-        image_id = np.array([r["image_id"] for r in records])
-        category_id = np.array([r["category_id"] for r in records])
-        score = np.array([r["score"] for r in records], dtype=np.float64)
-        boxes = [r["bbox"] for r in records]
-        well_formed = n == 0 or (np.fromiter(map(len, boxes), np.int64, n) == 4).all()
-        bbox = np.fromiter(chain.from_iterable(boxes), np.float64, 4 * n).reshape(n, 4) if well_formed else None
-    except (KeyError, TypeError, ValueError, OverflowError):
+        image_ids, category_ids, boxes, scores = (list(map(_GET[key], records)) for key in RESULT_KEYS)
+        well_formed = (_all_of(image_ids, _is_integer_type) and _all_of(category_ids, _is_integer_type)
+                       and _all_of(scores, _is_number_type)
+                       and all(issubclass(kind, (list, tuple)) for kind in set(map(type, boxes)))
+                       and (n == 0 or set(map(len, boxes)) == {4})
+                       and _all_of(chain.from_iterable(boxes), _is_number_type))
+        if well_formed:
+            # fromiter is lax (it would read "0.5" or True), which the type checks above make safe.
+            image_id = np.fromiter(image_ids, np.int64, n)
+            category_id = np.fromiter(category_ids, np.int64, n)
+            score = np.fromiter(scores, np.float64, n)
+            bbox = np.fromiter(chain.from_iterable(boxes), np.float64, 4 * n).reshape(n, 4)
+    except (KeyError, TypeError, IndexError, OverflowError, ValueError):  # not an object, no such key, a huge id
         well_formed = False
-    if not well_formed or (n and (image_id.dtype.kind != "i" or category_id.dtype.kind != "i")):
+    if not well_formed:
         _raise_first_bad_record(records, name)
-        raise AnnotationError(name, "detections", "could not be read as numbers")
-    return Detections(image_id.astype(np.int64), category_id.astype(np.int64), bbox, score)
+        raise AnnotationError(name, "detections", "could not be read as numbers (an id beyond 64 bits?)")
+    return Detections(image_id, category_id, bbox, score)
 
 
 def _raise_first_bad_record(records: list, name: str | os.PathLike | None) -> None:
-    """Walk the records and raise AnnotationError for the first one that is malformed."""
+    """Walk the records and raise AnnotationError for the first one that is malformed, by the rules
+    of the fast check in `_from_records`."""
     for index, record in enumerate(records):
         entry = f"detection at index {index}"
         if not isinstance(record, Mapping):
@@ -110,17 +147,13 @@ def _raise_first_bad_record(records: list, name: str | os.PathLike | None) -> No
             if key not in record:
                 raise AnnotationError(name, entry, f"missing required key '{key}'")
         for key in ("image_id", "category_id"):
-            if type(record[key]) is not int:
+            if not _is_integer_type(type(record[key])):
                 raise AnnotationError(name, entry, f"'{key}' must be an integer, got {record[key]!r}")
         bbox = record["bbox"]
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number_type(type(v)) for v in bbox)):
             raise AnnotationError(name, entry, f"'bbox' must be four numbers [x, y, w, h], got {bbox!r}")
-        if not _is_number(record["score"]):
+        if not _is_number_type(type(record["score"])):
             raise AnnotationError(name, entry, f"'score' must be a number, got {record['score']!r}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _from_arrays(arrays: Mapping[str, Any], name: str | os.PathLike | None) -> Detections:
@@ -128,12 +161,15 @@ def _from_arrays(arrays: Mapping[str, Any], name: str | os.PathLike | None) -> D
     if missing:
         raise AnnotationError(name, "arrays", f"missing column(s) {missing}; need {list(RESULT_KEYS)}")
     try:
-        image_id = np.asarray(arrays["image_id"])
-        category_id = np.asarray(arrays["category_id"])
-        bbox = np.asarray(arrays["bbox"], dtype=np.float64)
-        score = np.asarray(arrays["score"], dtype=np.float64)
+        image_id, category_id, bbox, score = (np.asarray(arrays[key]) for key in RESULT_KEYS)
     except (TypeError, ValueError) as err:
         raise AnnotationError(name, "arrays", f"columns must be numeric: {err}") from None
+    for key, column in (("bbox", bbox), ("score", score)):
+        if column.dtype.kind not in "iuf":  # booleans and strings are no coordinates or scores
+            raise AnnotationError(name, f"column '{key}'", f"must hold numbers, got dtype {column.dtype}")
+    if score.ndim != 1:
+        raise AnnotationError(name, "column 'score'", f"must hold one number per detection, got shape {score.shape}")
+    bbox, score = bbox.astype(np.float64, copy=False), score.astype(np.float64, copy=False)
     n = len(score)
     for key, column in (("image_id", image_id), ("category_id", category_id)):
         if column.shape != (n,) or column.dtype.kind not in "iu":

@@ -15,7 +15,9 @@ from torchvision import tv_tensors
 from tqdm import tqdm
 
 from tinysm.data.annotations import CocoAnnotations, drop_ignored_boxes, save_annotations
-from tinysm.data.images import read_rgb, write_jpeg
+from tinysm.data.datasets import check_image_headers, read_image
+from tinysm.data.images import write_jpeg
+from tinysm.data.tiles import require_full_images
 from tinysm.io import refuse_input_as_output
 
 
@@ -72,12 +74,19 @@ def refuse_erasing_inputs(annotations: CocoAnnotations, image_root: Path, out_ro
 def write_erased_dataset(annotations: CocoAnnotations, image_root: str | Path, out_root: str | Path,
                          out_annotations: str | Path | None = None, quality: int = 95) -> CocoAnnotations:
     """Write erased copies of every image under `out_root` (same relative file names) and return
-    (and optionally save) the annotations without ignore/uncertain boxes; never over an input."""
+    (and optionally save) the annotations without ignore/uncertain boxes; never over an input.
+
+    Before anything is written: a tile file is refused (its boxes are in tile coordinates, and every
+    tile would rewrite its whole frame), and every image file's header is checked against its entry
+    (size, readable, usable pixels); a file truncated past its header stops the loop when decoded.
+    """
     image_root, out_root = Path(image_root), Path(out_root)
+    require_full_images(annotations, "erase")
     refuse_erasing_inputs(annotations, image_root, out_root, out_annotations)  # before anything is written
+    check_image_headers(annotations.images, image_root, annotations.source)
     for image in tqdm(annotations.images, desc="erase", unit="img"):
         boxes = [a.bbox for a in annotations.annotations_by_image[image.id] if a.ignore or a.uncertain]
-        pixels = read_rgb(image_root / image.file_name)
+        pixels = read_image(image, image_root, annotations.source)
         if boxes:
             xyxy = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=torch.float64)
             pixels = erase_regions(pixels, xyxy)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from tinysm.data.annotations import BoxAnnotation, CocoAnnotations, ImageRecord
+from tinysm.data.annotations import AnnotationError, BoxAnnotation, CocoAnnotations, ImageRecord
 
 TEST_TILE = (640, 512)
 TEST_OVERLAP = (100, 100)   # reference §2.1: test tiles
@@ -41,6 +41,18 @@ def tile_grid(width: int, height: int, tile: tuple[int, int] = TEST_TILE,
     return [(x, y, min(x + tile[0], width), min(y + tile[1], height)) for y in ys for x in xs]
 
 
+def require_full_images(annotations: CocoAnnotations, user: str) -> None:
+    """Refuse a tile ("corner") annotation file where `user` (predict, erase, cutting tiles) works on
+    full images: its boxes are in tile coordinates and its entries repeat each frame, so running on
+    it would write or score the wrong thing and still report success."""
+    tiles = [image.id for image in annotations.images if image.corner is not None]
+    if tiles:
+        more = f" (and {len(tiles) - 1} more)" if len(tiles) > 1 else ""
+        raise AnnotationError(annotations.source, f"image id {tiles[0]}{more}",
+                              f"is a tile (it has a 'corner'); {user} works on full images: "
+                              "give it the full-image annotation file")
+
+
 def clip_to_tile(ann: BoxAnnotation, corner: tuple[int, int, int, int],
                  keep_ratio: float = KEEP_RATIO) -> BoxAnnotation | None:
     """The box in tile coordinates, or None when too little of it is inside (reference §2.2).
@@ -65,11 +77,10 @@ def cut_tiles(annotations: CocoAnnotations, tile: tuple[int, int] = TEST_TILE,
     Tile images get ids from 0 in order and keep the full image's `file_name`; annotation ids
     are renumbered from 0. Tiles without boxes are dropped unless `keep_empty`.
     """
+    require_full_images(annotations, "cutting tiles")
     tile_images: list[ImageRecord] = []
     tile_annotations: list[BoxAnnotation] = []
     for image in annotations.images:
-        if image.corner is not None:
-            raise ValueError(f"image id {image.id} is already a tile (it has a corner)")
         boxes = annotations.annotations_by_image[image.id]
         for corner in tile_grid(image.width, image.height, tile, overlap):
             kept = [b for b in (clip_to_tile(a, corner, keep_ratio) for a in boxes) if b is not None]

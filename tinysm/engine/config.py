@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Collection, Literal, Mapping
 
 from tinysm.config import ConfigError, InvalidValue, config_from_mapping, load_config
+from tinysm.engine.distributed import device_name_problem
 from tinysm.paths import resolve
 from tinysm.models.build import DETECTORS
 from tinysm.scale_match import METHODS
@@ -87,6 +88,8 @@ class TrainConfig:
                  and all(0 < m <= self.epochs for m in self.milestones),
                  "milestones", f"must be increasing epochs in 1..epochs={self.epochs}", list(self.milestones))
         _require(self.detector in DETECTORS, "detector", f"must be one of {list(DETECTORS)}", self.detector)
+        if device_name_problem(self.device):
+            raise InvalidValue(f"'device' {device_name_problem(self.device)}")
         _require(not (self.bn_affine_trainable and self.from_scratch), "bn_affine_trainable",
                  "needs pre-trained weights (backbone_weights or init_from); from scratch all of BatchNorm trains", None)
         methods = ("none", *METHODS)

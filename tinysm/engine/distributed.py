@@ -39,15 +39,42 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" -> this process's GPU when CUDA is available, else the CPU; anything else as given."""
+DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+def device_name_problem(name: str) -> str | None:
+    """Why `name` is not a device a config may ask for, or None; availability is not checked here,
+    so a GPU config can be written and printed on a machine without one."""
+    kind, sep, index = name.partition(":")
+    if name in ("auto", "cpu", "cuda") or (kind == "cuda" and sep and index.isdigit()):
+        return None
+    return f"must be one of {', '.join(DEVICE_NAMES)}, got {name!r}"
+
+
+def available_devices() -> str:
+    """What this machine offers, in the words a config uses ("cpu, cuda:0, cuda:1")."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ", ".join(["cpu", *(f"cuda:{index}" for index in range(gpus))])
+
+
+def resolve_device(name: str, local_rank: int = 0, key: str = "device") -> torch.device:
+    """"auto" -> this process's GPU when CUDA is available, else the CPU; anything else as given.
+
+    A name that is no device ("gpu"), or a GPU this machine does not have, is a ValueError naming
+    `key` and what is available, before torch fails deep inside with a longer story."""
+    problem = device_name_problem(name)
+    if problem:
+        raise ValueError(f"'{key}' {problem} (available here: {available_devices()})")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here")
+        raise ValueError(f"'{key}' is {name!r}, but CUDA is not available here (available here: {available_devices()})")
+    if device.type == "cuda" and device.index >= torch.cuda.device_count():
+        raise ValueError(f"'{key}' is {name!r}, but this machine has no GPU {device.index} "
+                         f"(available here: {available_devices()})")
     return device
 
 

@@ -17,8 +17,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from tinysm.data.annotations import CocoAnnotations
 from tinysm.data.merge import MERGE_VARIANTS, MergeConfig, merge_tile_detections
-from tinysm.data.tiles import TEST_OVERLAP, TEST_TILE, tile_grid
+from tinysm.data.tiles import TEST_OVERLAP, TEST_TILE, require_full_images, tile_grid
 from tinysm.io import atomic_write_json
 
 
@@ -78,12 +79,10 @@ def predict(model: nn.Module, dataset: Dataset, tile: tuple[int, int] = TEST_TIL
 
 
 def check_full_images(dataset: Dataset) -> None:
-    """Refuse a dataset of tiles: tiled inference cuts full images itself."""
+    """Refuse a dataset of tiles: tiled inference cuts full images itself (the data layer's guard)."""
     annotations = getattr(dataset, "annotations", None)
-    tiles = [image.id for image in getattr(annotations, "images", []) if image.corner is not None]
-    if tiles:
-        raise ValueError(f"{annotations.source}: predict takes full images, but image id {tiles[0]} "
-                         f"(and {len(tiles) - 1} more) is a tile (it has a 'corner')")
+    if isinstance(annotations, CocoAnnotations):
+        require_full_images(annotations, "predict")
 
 
 def tile_jobs(images: Iterable[tuple[Tensor, dict[str, Any]]], tile: tuple[int, int],

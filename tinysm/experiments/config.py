@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Collection, Literal, Mapping, NamedTuple
 
 from tinysm.config import InvalidValue, config_from_mapping, load_config
+from tinysm.engine.distributed import device_name_problem
 from tinysm.models.build import DETECTORS
 from tinysm.paths import resolve
 from tinysm.scale_match import METHODS
@@ -111,6 +112,8 @@ class ExperimentConfig:
             raise InvalidValue(f"'experiment' must be a plain folder name, got {self.experiment!r}")
         if self.detector not in DETECTORS:
             raise InvalidValue(f"'detector' must be one of {list(DETECTORS)}, got {self.detector!r}")
+        if device_name_problem(self.device):
+            raise InvalidValue(f"'device' {device_name_problem(self.device)}")
         if self.pretrain not in PRETRAININGS:
             raise InvalidValue(f"'pretrain' must be one of {list(PRETRAININGS)}, got {self.pretrain!r}")
         for key in ("gpus", "pretrain_gpus", "epochs", "batch_size", "pretrain_epochs", "pretrain_batch_size", "sm_bins",
