@@ -160,14 +160,14 @@ def validating_cells(parameters: dict) -> dict:
 
 
 @pytest.mark.parametrize("overrides, words", [
-    ({"device": "gpu"}, ["exp4.0.yaml", "'device' must be one of auto, cpu, cuda, cuda:N, got 'gpu'"]),
-    ({"experiment": "run\0x"}, ["exp4.0.yaml", "'experiment' contains a NUL byte"]),
-    ({"epochs": "two"}, ["exp4.0.yaml", "'epochs' must be an integer, got 'two'"]),
+    ({"device": "gpu"}, ["faster_fpn-sm-s0.yaml", "'device' must be one of auto, cpu, cuda, cuda:N, got 'gpu'"]),
+    ({"experiment": "run\0x"}, ["faster_fpn-sm-s0.yaml", "'experiment' contains a NUL byte"]),
+    ({"epochs": "two"}, ["faster_fpn-sm-s0.yaml", "'epochs' must be an integer, got 'two'"]),
 ], ids=["no such device", "NUL byte", "malformed value"])
 def test_the_notebooks_validating_cell_fails_with_one_line(tmp_path, overrides, words):
     runs = tmp_path / "runs"
     with pytest.raises(ValueError) as info:
-        validating_cells({"params": "params/cpu/exp4.0.yaml", "overrides": {"runs_dir": str(runs), **overrides}})
+        validating_cells({"params": "params/cpu/faster_fpn-sm-s0.yaml", "overrides": {"runs_dir": str(runs), **overrides}})
     message = str(info.value)
     assert "\n" not in message, message
     for word in words:

@@ -349,7 +349,7 @@ def test_weights_that_cannot_be_had_fail_before_any_work(monkeypatch, hub_dir, t
     def offline(url, dst, **kwargs):
         raise urllib.error.URLError("no network")
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    row = repo_root() / "params" / "cpu" / "exp1.2.yaml"
+    row = repo_root() / "params" / "cpu" / "faster_fpn-none-s0.yaml"
     for weights, message in (("imagenet", r"cannot download .*resnet18-f37072fd\.pth.*put it at .*hub/checkpoints"),
                              (str(tmp_path / "missing.pth"), r"backbone weights file not found: .*missing\.pth")):
         config = load_experiment_config(row, {"backbone_weights": weights, "runs_dir": str(tmp_path / "runs")})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tinysm.data.annotations import BoxAnnotation, CocoAnnotations, ImageRecord, load_annotations
 from tinysm.data.datasets import DetectionDataset, Target, collate_detection

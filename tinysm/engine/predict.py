@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from tinysm.terminal import progress_bar
 
 from tinysm.data.annotations import CocoAnnotations
 from tinysm.data.merge import MERGE_VARIANTS, MergeConfig, merge_tile_detections
@@ -62,7 +62,7 @@ def predict(model: nn.Module, dataset: Dataset, tile: tuple[int, int] = TEST_TIL
     in_flight: dict[int, list[tuple[tuple[int, int, int, int], dict[str, Tensor]]]] = {}
     try:
         with torch.inference_mode(), torch.autocast(device.type, torch.float16, enabled=amp), \
-                tqdm(total=len(dataset), unit="img", desc="predict", disable=not progress) as bar:
+                progress_bar(total=len(dataset), unit="img", desc="predict", disable=not progress) as bar:
             for batch in batched(tile_jobs(loader, tile, overlap), batch_size):
                 images = [as_float_image(job.pixels.to(device, non_blocking=True)) for job in batch]
                 for job, detections in zip(batch, model.tile_detections(images)):

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tinysm.config import config_to_dict
 from tinysm.engine.checkpoint import (
@@ -43,10 +43,9 @@ from tinysm.engine.distributed import (
 from tinysm.engine.evaluate import evaluate_detector
 from tinysm.engine.metrics_log import MetricsLog
 from tinysm.engine.schedule import WarmupMultiStep, build_scheduler
-from tinysm.engine.stage_folder import (  # noqa: F401 (RESUMABLE_CHANGES, check_run_folder: their old home)
-    RESUMABLE_CHANGES, check_run_folder, claim_stage, write_finished,
-)
+from tinysm.engine.stage_folder import check_run_folder, claim_stage, write_finished
 from tinysm.paths import resolve
+from tinysm.terminal import progress_bar
 
 
 class NonFiniteLossError(RuntimeError):
@@ -192,7 +191,7 @@ def _train_stage(config: TrainConfig, context: DistributedContext) -> Path:
     stop_at = config.epochs * iters_per_epoch if config.max_iters is None else min(
         config.max_iters, config.epochs * iters_per_epoch)
     log = MetricsLog(paths.metrics, state.iteration) if context.is_main else None
-    progress = tqdm(total=stop_at, initial=state.iteration, desc=f"train {paths.out_dir.name}",
+    progress = progress_bar(total=stop_at, initial=state.iteration, desc=f"train {paths.out_dir.name}",
                     disable=not context.is_main, dynamic_ncols=True)
     window: list[StepRecord] = []
     saved_at = state.iteration

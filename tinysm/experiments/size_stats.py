@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tinysm.terminal import progress_bar
 
 from tinysm.data.annotations import CocoAnnotations
 from tinysm.io import atomic_path, atomic_write_text
@@ -71,7 +71,7 @@ def scale_annotations(annotations: CocoAnnotations, transform: SizeMatchTransfor
     Crowd and ignore boxes are left out first, as training does; boxes under the floor are dropped.
     """
     images, boxes_out = [], []
-    for image in tqdm(annotations.images, desc="scale match", disable=not progress, leave=False):
+    for image in progress_bar(annotations.images, desc="scale match", disable=not progress, leave=False):
         anns = [a for a in annotations.annotations_by_image[image.id] if counts_for_size(a)]
         xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in (a.bbox for a in anns)], np.float32).reshape(-1, 4)
         left, top, right, bottom = image.region

@@ -29,9 +29,15 @@ class TransferReport:
         """A few lines for logs and notebooks."""
         lines = [f"{self.source}: loaded {len(self.loaded)} tensors, skipped {len(self.skipped)}, "
                  f"missing {len(self.missing)}"]
-        lines += [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
-        lines += [f"  missing {name} (kept its initialisation)" for name in self.missing]
-        return "\n".join(lines)
+        details = [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
+        details += [f"  missing {name} (kept its initialisation)" for name in self.missing]
+        shown = details[:SUMMARY_DETAILS]
+        if len(details) > len(shown):
+            shown.append(f"  ... and {len(details) - len(shown)} more (TransferReport.skipped, .missing)")
+        return "\n".join(lines + shown)
+
+
+SUMMARY_DETAILS = 6  # the lines of skipped and missing tensors a summary shows; the report keeps all
 
 
 def read_state_dict(checkpoint: str | Path | Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
