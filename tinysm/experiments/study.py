@@ -153,8 +153,10 @@ def _seeds(count: int, paired: int, arm: str) -> str:
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """The study table of `study_runs`' rows: one row per detector × arm (`COLUMNS`), every arm of
-    `STUDY_ARMS` for every detector, missing ones with 0 seeds and empty values."""
-    combos = {(d, a) for d in DETECTORS for a in STUDY_ARMS} | set(zip(runs["detector"], runs["arm"]))
+    `STUDY_ARMS` for every detector that has runs (every detector when none has), missing arms with
+    0 seeds and empty values."""
+    detectors = set(runs["detector"]) or set(DETECTORS)
+    combos = {(d, a) for d in detectors for a in STUDY_ARMS} | set(zip(runs["detector"], runs["arm"]))
     rows = []
     for detector, arm in combos:
         runs_here = runs[(runs["detector"] == detector) & (runs["arm"] == arm)]
