@@ -166,7 +166,7 @@ class ExperimentNotebook:
 class ResultsConfig:
     """The parameters of notebooks/results.ipynb (paths relative to the repository root)."""
 
-    runs_dir: str = "runs/cpu"      # holds <experiment>/metrics.json
+    runs_dir: str = "runs/cpu_study"  # holds <experiment>/metrics.json
     figures_dir: str = "figures"    # results_table.md, .csv and .png go here
 
 
