@@ -5,6 +5,7 @@ the loss and the time left, read from the run folder the engine writes anyway (e
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -61,6 +62,7 @@ class RunWatcher(threading.Thread):
                 line = stage_progress(self.run_dir / stage, time.time())
                 if line is not None and shown.get(stage) != line:
                     self.echo(f"{self.prefix}{line}")
+                    sys.stdout.flush()  # seen now even when the output is a pipe or a log file
                     shown[stage] = line
 
     def stop(self) -> None:

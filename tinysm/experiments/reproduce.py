@@ -201,6 +201,7 @@ def run_jobs(jobs: list[NotebookJob], force: bool = False, execute: Executor = e
             continue
         start = time.monotonic()
         echo(f"{prefix} running -> {job.output}")
+        sys.stdout.flush()
         # An experiment's stages report iteration, loss and time left from its run folder meanwhile.
         watcher = RunWatcher(job.finished_marker.parent, echo) if job.finished_marker is not None else None
         if watcher is not None:
