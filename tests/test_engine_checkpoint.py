@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,3 +56,21 @@ def test_metrics_log_resumes_at_the_checkpoint_and_skips_a_torn_line(tmp_path):
     assert read_metrics(path) == [{"iteration": 1, "loss": 1.0}, {"iteration": 2, "loss": 0.5},
                                   {"iteration": 3, "loss": 0.5}]
     assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+def test_a_failed_checkpoint_write_is_an_os_error_naming_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    """torch's zip writer says "file write failed" with a RuntimeError on a full disk."""
+    from tinysm.engine import checkpoint as checkpoint_module
+
+    path = tmp_path / "checkpoint_last.pt"
+    checkpoint_module.save_checkpoint({"model": {}, "iteration": 1}, path)
+
+    def full_disk(obj, target):
+        Path(target).write_bytes(b"PK partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing file data/0: file write failed")
+    monkeypatch.setattr(checkpoint_module.torch, "save", full_disk)
+    with pytest.raises(OSError, match=r"checkpoint_last\.pt: the checkpoint could not be written \(.*file write failed\); is the disk full\?"):
+        checkpoint_module.save_checkpoint({"model": {}, "iteration": 2}, path)
+    monkeypatch.undo()
+    assert checkpoint_module.load_checkpoint(path)["iteration"] == 1  # the previous one, intact
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_last.pt"]  # no temporary file left

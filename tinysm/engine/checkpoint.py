@@ -91,9 +91,17 @@ class TrainingState:
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> Path:
-    """Write atomically: an interrupted save leaves the previous checkpoint untouched."""
+    """Write atomically: an interrupted save leaves the previous checkpoint untouched.
+
+    torch reports a failed write (a full disk, a quota) as a RuntimeError from its zip writer; it
+    becomes an OSError naming the checkpoint, so the command line says it in one line.
+    """
     with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+        try:
+            torch.save(checkpoint, tmp)
+        except RuntimeError as err:
+            raise OSError(f"{path}: the checkpoint could not be written ({str(err).splitlines()[0]}); "
+                          "is the disk full?") from err
     return Path(path)
 
 
