@@ -106,3 +106,12 @@ def test_gaussian_msm_maps_in_log_space():
     np.testing.assert_allclose(gsm.map_size(np.sqrt(knots[3] * knots[4])), np.sqrt(edges[3] * edges[4]))
     # equal-probability bins: the median source size maps to the target median e^2
     assert gsm.map_size(knots[5]) == pytest.approx(math.exp(2.0))
+
+
+def test_gaussian_msm_onto_sizes_without_spread_maps_everything_to_that_size():
+    # sigma 0 is the log-normal's limit, a point mass at exp(mu) = 8: every knot interval maps onto a
+    # zero-width target bin, so f(s) = 8 for every source size (reference §5's zero-width rule).
+    gsm = GaussianScaleMatch(mu=math.log(8.0), sigma=0.0, source_sizes=[10.0, 20.0, 40.0, 80.0], bins=4)
+    np.testing.assert_allclose(gsm.map_size(np.array([10.0, 25.0, 80.0])), [8, 8, 8])
+    with pytest.raises(ValueError, match="sigma >= 0"):
+        GaussianScaleMatch(mu=1.0, sigma=-0.1, source_sizes=[10.0, 20.0], bins=4)

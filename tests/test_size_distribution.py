@@ -63,6 +63,28 @@ def test_histogram_invariants(sizes, bins, tail_rate):
         assert round(counts[0]) == int(n * e / 2) and round(counts[-1]) == n - int(n * (1 - e / 2))
 
 
+def test_all_equal_middle_sizes_follow_numpys_widened_range():
+    # Ten sizes of 4, K = 5, e = 0.2: lo = 1, hi = 9. numpy spreads the middle eight (all 4) over
+    # [3.5, 4.5] in 3 bins of width 1/3, so the tail edges (both 4) lie inside that range and both
+    # tail bins run backwards: [4 -> 3.5] and [4.5 -> 4].
+    hist = SizeDistribution.from_sizes([4.0] * 10, bins=5, tail_rate=0.2)
+    np.testing.assert_allclose(hist.edges, [4, 3.5, 3.5 + 1 / 3, 3.5 + 2 / 3, 4.5, 4])
+    np.testing.assert_array_equal(hist.probs, [0.1, 0, 0.8, 0, 0.1])
+    # Every draw lies between its bin's two edges: 10% in [3.5, 4], 80% in [3.83, 4.17], 10% in [4, 4.5];
+    # within 1/6 of 4 fall the whole middle bin and a third of each tail bin, 0.8 + 2 · 0.1 / 3 = 0.867.
+    draws = hist.sample(np.random.RandomState(0), 2000)
+    assert draws.min() >= 3.5 and draws.max() <= 4.5
+    assert 0.84 < np.mean(np.abs(draws - 4) <= 1 / 6) < 0.89
+    np.testing.assert_allclose(hist.quantile([0.0, 0.1, 0.5, 1.0]), [4, 3.5, 4, 4])
+
+
+def test_edges_out_of_order_between_the_tails_are_refused():
+    with pytest.raises(ValueError, match="non-decreasing"):
+        SizeDistribution(np.array([1.0, 5.0, 3.0, 10.0]), np.array([0.2, 0.3, 0.5]))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        SizeDistribution(np.array([9.0, 3.0, 4.0, 2.0]), np.array([0.2, 0.3, 0.5]))
+
+
 def test_from_coco_drops_crowd_and_ignore_but_keeps_uncertain():
     boxes = [([0, 0, 1, 1], {}), ([0, 0, 2, 2], {"uncertain": True}), ([0, 0, 3, 3], {}),
              ([0, 0, 100, 100], {"iscrowd": 1}), ([0, 0, 50, 50], {"ignore": True}), ([0, 0, 4, 9], {})]

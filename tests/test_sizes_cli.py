@@ -64,3 +64,18 @@ def test_bad_input_is_one_clean_error_line(tmp_path, capsys):
     twin = write(tmp_path / "other" / "one.json", [([0, 0, 2, 2], {})])
     assert main(["sizes", str(few), "--source", str(twin)]) == 2
     assert "both named 'one'" in capsys.readouterr().err
+
+
+def test_a_target_of_one_size_gets_numpys_widened_histogram(tmp_path, capsys):
+    # Twelve 4×4 boxes (all of size 4), K = 5, e = 1/3: lo = 2, hi = 10. numpy spreads the middle
+    # eight over [3.5, 4.5] in 3 bins; the tail edges (4) lie inside that range (reference §3).
+    target = write(tmp_path / "same.json", [([3 * i, 0, 4, 4], {}) for i in range(12)])
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps(coco_with_sizes(1, 4, 30, 4.0, 0.5)))
+    out = tmp_path / "out"
+    assert main(["sizes", str(target), "--source", str(source), "--bins", "5", "--tail-rate", str(1 / 3),
+                 "--out", str(out)]) == 0
+    histogram = json.loads((out / "same.sizes.json").read_text())["histogram"]
+    np.testing.assert_allclose(histogram["edges"], [4, 3.5, 3.5 + 1 / 3, 3.5 + 2 / 3, 4.5, 4])
+    np.testing.assert_allclose(histogram["probs"], [2 / 12, 0, 8 / 12, 0, 2 / 12])
+    assert (out / "sizes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # SM and MSM onto it, drawn

@@ -1,6 +1,7 @@
 """Object sizes and the target's rectified size histogram `SizeDistribution` (reference §3)."""
 from __future__ import annotations
 
+import math
 import os
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -68,7 +69,12 @@ def image_mean_size(boxes_xyxy: Any) -> float | None:
 
 @dataclass(frozen=True, eq=False)
 class SizeDistribution:
-    """A histogram of object sizes: `edges` (K+1 floats, ascending) and `probs` (K floats, sum 1)."""
+    """A histogram of object sizes: `edges` (K+1 floats) and `probs` (K floats, sum 1).
+
+    The edges ascend, except that the outer edge of a tail bin may lie inside the middle range: numpy's
+    histogram of middle sizes that are all one value (reference §3). Every use (sampling, quantiles,
+    MSM's map) interpolates between a bin's two edges, so a backward bin still yields sizes between them.
+    """
 
     edges: np.ndarray
     probs: np.ndarray
@@ -80,8 +86,10 @@ class SizeDistribution:
             raise ValueError(f"need K+1 edges for K probs, got {edges.shape} edges and {probs.shape} probs")
         if not np.isclose(probs.sum(), 1.0) or (probs < 0).any():
             raise ValueError(f"probs must be >= 0 and sum to 1, got sum {probs.sum()}")
-        if (np.diff(edges) < 0).any():
-            raise ValueError("edges must be non-decreasing")
+        # numpy's rule widens an all-equal middle to [v - 0.5, v + 0.5], which can leave a tail edge
+        # inside it; the reference samples such a backward tail bin by the same formula (reference §3).
+        if (np.diff(edges[1:-1]) < 0).any() or edges[0] > edges[-1]:
+            raise ValueError("edges must be non-decreasing (only the two tail bins may run backwards)")
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "probs", probs)
 
@@ -104,9 +112,6 @@ class SizeDistribution:
         if hi <= lo:
             raise ValueError(f"{n} positive sizes are too few for a histogram with tail rate {e}")
         if e > 0:
-            if values[lo] == values[hi - 1]:
-                # numpy would widen a zero range by ±0.5 and the tail edges would cross it
-                raise ValueError(f"the middle {hi - lo} of {n} sizes are all equal ({x[lo]:g}): no spread to bin")
             middle_counts, middle_edges = np.histogram(values[lo:hi], bins=bins - 2)
             counts = np.concatenate([[lo], middle_counts, [n - hi]])
             edges = np.concatenate([[values[0]], middle_edges, [values[-1]]])
@@ -126,9 +131,12 @@ class SizeDistribution:
 
     @classmethod
     def log_normal(cls, mu: float, sigma: float, bins: int = 100, coverage: float = 0.998) -> "SizeDistribution":
-        """K equal-probability bins of a log-normal, ln size ~ N(mu, sigma²), cut to its central `coverage`."""
-        if sigma <= 0 or not 0 < coverage < 1:
-            raise ValueError(f"need sigma > 0 and 0 < coverage < 1, got sigma={sigma}, coverage={coverage}")
+        """K equal-probability bins of a log-normal, ln size ~ N(mu, sigma²), cut to its central `coverage`;
+        sigma 0 (a target whose sizes are all one value) is its limit, every edge at exp(mu)."""
+        if sigma < 0 or not 0 < coverage < 1:
+            raise ValueError(f"need sigma >= 0 and 0 < coverage < 1, got sigma={sigma}, coverage={coverage}")
+        if sigma == 0:
+            return cls(np.full(bins + 1, math.exp(mu)), np.full(bins, 1.0 / bins))
         tail = (1 - coverage) / 2
         normal = NormalDist(mu, sigma)
         log_edges = [normal.inv_cdf(tail + coverage * k / bins) for k in range(bins + 1)]
