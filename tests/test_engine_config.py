@@ -103,23 +103,49 @@ def test_detector_must_be_a_registered_one():
                                    "out_dir": "o"}, "stage")
 
 
-def test_pretraining_trains_batchnorm_affine_weights_of_a_pretrained_backbone(tmp_path):
-    """reference §7.1: on COCO the BatchNorm weight and bias of layer2..4 train, statistics frozen."""
+def pretrained_resnet18(tmp_path):
+    """A resnet18 state_dict file standing in for pre-trained backbone weights."""
     from torchvision.models import get_model
-
-    from tinysm.engine.train import build_model
 
     weights = tmp_path / "resnet18.pth"
     torch.save(get_model("resnet18", weights=None).state_dict(), weights)
+    return weights
+
+
+def backbone_and_optimised(tmp_path, weights, setting: str):
+    """The ResNet body built from `weights` with one more config line, and the ids of the tensors the
+    optimiser updates."""
+    from tinysm.engine.train import build_model
+
+    config = load_train_config(write(tmp_path, f"backbone: resnet18\nbackbone_weights: {weights}\n{setting}\n"
+                                               "detector_options: {fpn_channels: 32}\n"))
+    model = build_model(config, [1], CPU)
+    optimised = {id(p) for group in build_training_state(model, config, CPU, 10).optimizer.param_groups
+                 for p in group["params"]}
+    return model.backbone.body, optimised
+
+
+def test_pretraining_trains_batchnorm_affine_weights_of_a_pretrained_backbone(tmp_path):
+    """reference §7.1: on COCO the BatchNorm weight and bias of layer2..4 train, statistics frozen."""
+    weights = pretrained_resnet18(tmp_path)
     trained = {}
     for affine in (False, True):
-        config = load_train_config(write(tmp_path, f"backbone: resnet18\nbackbone_weights: {weights}\n"
-                                                   f"bn_affine_trainable: {str(affine).lower()}\n"
-                                                   "detector_options: {fpn_channels: 32}\n"))
-        model = build_model(config, [1], CPU)
-        optimised = {id(p) for group in build_training_state(model, config, CPU, 10).optimizer.param_groups
-                     for p in group["params"]}
-        body = model.backbone.body
+        body, optimised = backbone_and_optimised(tmp_path, weights, f"bn_affine_trainable: {str(affine).lower()}")
         trained[affine] = [id(body.layer2[0].bn1.weight) in optimised, id(body.layer4[1].bn2.bias) in optimised,
                            id(body.bn1.weight) in optimised]
     assert trained == {False: [False, False, False], True: [True, True, False]}  # the stem stays frozen
+
+
+def test_backbone_freezing_none_trains_every_stage_of_a_pretrained_backbone(tmp_path):
+    """The ablation of README "The CPU study": after pre-training, the stem, layer1 and BatchNorm train too."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    weights = pretrained_resnet18(tmp_path)
+    built = {}
+    for freezing in ("reference", "none"):
+        body, optimised = backbone_and_optimised(tmp_path, weights, f"backbone_freezing: {freezing}")
+        built[freezing] = [type(body.bn1), id(body.conv1.weight) in optimised, id(body.layer1[0].bn1.weight) in optimised]
+    assert built == {"reference": [FrozenBatchNorm2d, False, False], "none": [torch.nn.BatchNorm2d, True, True]}
+    with pytest.raises(ConfigError, match="'bn_affine_trainable' needs pre-trained weights .* backbone_freezing"):
+        load_train_config(write(tmp_path, f"backbone_weights: {weights}\nbackbone_freezing: none\n"
+                                          "bn_affine_trainable: true\n"))

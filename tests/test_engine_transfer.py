@@ -47,3 +47,25 @@ def test_five_class_checkpoint_into_one_class_detector(detector, tmp_path):
     for name in CLASS_SPECIFIC[detector]:  # fresh layers: the initialisation of an untouched model
         assert torch.equal(state[name], fresh_state[name])
     assert model.category_ids.tolist() == [1]
+
+
+def test_the_unfrozen_ablation_takes_every_pretrained_tensor_and_is_rebuilt_for_evaluation(tmp_path):
+    """`backbone_freezing: none` after pre-training: BatchNorm keeps training, so its batch counters
+    transfer too, and the evaluation rebuilds the same modules from the recorded config."""
+    from torch import nn
+
+    from tinysm.experiments.run import load_trained_detector
+
+    options = {"detector": "faster_fpn", "detector_options": {"fpn_channels": 32}}
+    one, five = tmp_path / "one", tmp_path / "five"
+    write_toy_dataset(one, images=2)
+    write_toy_dataset(five, images=2, category_ids=(1, 2, 3, 5, 7), box_sides=(20, 40))
+    pretrained = train(toy_config(five, tmp_path / "pretrain", max_iters=1, **options))
+    config = toy_config(one, tmp_path / "finetune", init_from=str(pretrained), backbone_freezing="none",
+                        max_iters=1, **options)
+    model = build_model(config, [1], setup_distributed("cpu"))
+    source = torch.load(pretrained, weights_only=True)["model"]
+    assert set(source) == set(model.state_dict())
+    assert isinstance(model.backbone.body.bn1, nn.BatchNorm2d) and model.backbone.body.conv1.weight.requires_grad
+    rebuilt = load_trained_detector(train(config), device="cpu")  # strict load: the same modules
+    assert isinstance(rebuilt.backbone.body.layer1[0].bn1, nn.BatchNorm2d)

@@ -16,7 +16,7 @@ from tinysm.experiments.stages import stage_config, stage_gpus
 from tinysm.paths import repo_root
 
 PARAMS = repo_root() / "params"
-FOLDERS = ("paper", "synth", "smoke")  # the paper's seven rows; params/cpu and cpu_study hold the CPU study
+FOLDERS = ("paper", "synth", "smoke")  # the paper's seven rows; params/cpu, cpu_study and cpu_unfrozen: the CPU study
 SEVEN = sorted(PAPER_ROWS)
 
 
@@ -209,6 +209,10 @@ def test_retinanet_c_clips_gradients_at_one_when_fine_tuning_and_transfers_from_
     finetune = stage_config(config, "finetune", init_from=pretrain.paths.final_checkpoint)
     assert pretrain.scale_match == "msm" and pretrain.clip_grad_norm is None and finetune.clip_grad_norm == 1.0
     assert finetune.init_from == tmp_path / "runs/exp5.2/pretrain/model_final.pt"
+    assert finetune.backbone_freezing == "reference" and not finetune.trainable_backbone  # reference §7
+    ablation = paper_config("exp5.2", tmp_path, finetune_backbone_freezing="none")
+    assert stage_config(ablation, "finetune", init_from=pretrain.paths.final_checkpoint).trainable_backbone
+    assert stage_config(ablation, "pretrain").backbone_freezing == "reference"  # fine-tuning only
 
 
 def test_a_finished_run_is_not_replaced_unless_asked(tmp_path):
@@ -332,3 +336,16 @@ def test_the_cpu_study_gives_every_arm_the_same_recipe():
     assert sorted(default) == sorted(f"faster_fpn-{a}-s0" for a in arms)
     for name, config in default.items():
         assert config_to_dict(config) == config_to_dict(study[name])  # the same runs: the study reuses them
+
+
+def test_the_unfrozen_ablation_is_the_studys_faster_fpn_rows_with_only_the_freezing_changed():
+    from tinysm.experiments.reproduce import load_experiments
+
+    study = {c.experiment: c for c in load_experiments(PARAMS / "cpu_study")}
+    ablation = {c.experiment: c for c in load_experiments(PARAMS / "cpu_unfrozen")}
+    assert sorted(ablation) == sorted(name for name in study if name.startswith("faster_fpn-"))
+    for name, config in ablation.items():
+        changed = {key for key, value in config_to_dict(config).items()
+                   if value != config_to_dict(study[name])[key]}
+        assert changed == {"runs_dir", "finetune_backbone_freezing"}, name
+        assert config.finetune_backbone_freezing == "none" and config.runs_dir == "runs/cpu_unfrozen"

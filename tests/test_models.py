@@ -64,8 +64,8 @@ def test_stem_layer1_and_every_batchnorm_frozen_without_weights(name):
 
 
 @pytest.mark.parametrize("name", DETECTORS)
-def test_from_scratch_trains_batchnorm_and_every_stage(name):
-    model = small_detector(name, from_scratch=True)
+def test_trainable_backbone_trains_batchnorm_and_every_stage(name):
+    model = small_detector(name, trainable_backbone=True)
     assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
     norms = [m for m in model.backbone.body.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(norms) == 1 + 2 * 8 + 3  # stem, 2 in each of resnet18's 8 blocks, 3 downsamples
@@ -73,8 +73,6 @@ def test_from_scratch_trains_batchnorm_and_every_stage(name):
     model.train()
     model.backbone.body.bn1(torch.full((2, 64, 4, 4), 3.0))  # batch statistics move the running mean
     assert float(model.backbone.body.bn1.running_mean[0]) == pytest.approx(0.3)
-    with pytest.raises(ValueError, match="from_scratch contradicts backbone_weights='imagenet'"):
-        small_detector(name, from_scratch=True, backbone_weights="imagenet")
 
 
 def test_retinanet_losses_are_divided_by_the_positives_of_the_whole_batch():
@@ -269,6 +267,11 @@ def test_backbone_weights_from_a_local_file(tmp_path):
     body = model.backbone.body
     torch.testing.assert_close(body.layer3[1].conv2.weight, resnet.layer3[1].conv2.weight)
     torch.testing.assert_close(body.bn1.running_var, resnet.bn1.running_var)
+    # The ablation's trainable backbone takes the same file into BatchNorm that trains.
+    trainable = small_detector("faster_fpn", backbone_weights=path, trainable_backbone=True).backbone.body
+    assert isinstance(trainable.bn1, nn.BatchNorm2d) and trainable.conv1.weight.requires_grad
+    torch.testing.assert_close(trainable.bn1.running_mean, resnet.bn1.running_mean)
+    torch.testing.assert_close(trainable.layer1[0].conv1.weight, resnet.layer1[0].conv1.weight)
 
 
 def test_backbone_weights_errors_name_the_file(tmp_path):

@@ -202,8 +202,8 @@ def test_pretraining_batchnorm_trains_its_affine_weights_but_never_its_statistic
     with torch.no_grad():
         torch.testing.assert_close(plain.eval().backbone(image[None]), model.eval().backbone(image[None]))
     small_detector(name, bn_affine_trainable=True).load_state_dict(plain.state_dict())
-    with pytest.raises(ValueError, match="bn_affine_trainable contradicts from_scratch"):
-        small_detector(name, bn_affine_trainable=True, from_scratch=True)
+    with pytest.raises(ValueError, match="bn_affine_trainable contradicts trainable_backbone"):
+        small_detector(name, bn_affine_trainable=True, trainable_backbone=True)
 
 
 @pytest.mark.parametrize("name", DETECTORS)

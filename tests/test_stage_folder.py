@@ -214,6 +214,17 @@ def test_a_finished_stage_is_not_reused_for_another_max_iters(toy_data, tmp_path
     assert config.paths.config.read_text() == recorded
 
 
+def test_a_stage_recorded_before_a_key_existed_is_reused_when_that_key_keeps_its_default(toy_data, tmp_path):
+    config = toy_config(toy_data, tmp_path / "run", max_iters=1, **SMALL)
+    final = train(config)
+    before = final.stat().st_mtime_ns
+    older = {k: v for k, v in yaml.safe_load(config.paths.config.read_text()).items() if k != "backbone_freezing"}
+    config.paths.config.write_text(yaml.safe_dump(older))
+    assert train(config) == final and final.stat().st_mtime_ns == before  # reused, not retrained
+    with pytest.raises(FileExistsError, match=r"differs in \['backbone_freezing'\]"):
+        train(toy_config(toy_data, tmp_path / "run", max_iters=1, backbone_freezing="none", **SMALL))
+
+
 # ------------------------------------------------------------------------------- stray temporary files
 
 def test_stray_temporary_files_of_the_stage_are_removed_when_it_starts(toy_data, tmp_path):

@@ -6,7 +6,7 @@ Scaled to a CPU shared by several jobs: 16 synthetic training frames and 6 test 
 160 (Adaptive RetinaNet-c) iterations of batch 2. The evaluation is the engine's own: tiled
 inference + evaluate_tiny after the last step, logged to metrics.jsonl.
 
-From random weights the engine trains BatchNorm and every stage (`TrainConfig.from_scratch`); with
+From random weights the engine trains BatchNorm and every stage (`TrainConfig.trainable_backbone`); with
 reference §7's frozen ImageNet conventions the network had no normalisation at all and the RetinaNet
 run diverged or not depending on the CPU's rounding. Focal-loss training still has one short
 transient when the classifier first separates persons from background (a few iterations of high

@@ -39,6 +39,9 @@ class TrainConfig:
     init_from: Path | None = None               # checkpoint to transfer matching tensors from (reference §8)
     detector_options: dict[str, Any] = field(default_factory=dict)  # extra build_detector overrides
     bn_affine_trainable: bool = False           # BatchNorm weight/bias train, statistics frozen (COCO pre-training, reference §7.1)
+    # "reference": §7's frozen stem, layer1 and BatchNorm whenever pre-trained tensors are loaded (from
+    # scratch everything trains); "none": everything trains even then, an ablation (README, CPU study)
+    backbone_freezing: Literal["reference", "none"] = "reference"
     # Pre-training with a size-matching method of tinysm.scale_match.METHODS (reference §4, §5), e.g.
     # "sm" or "msm"; "none" for fine-tuning and the baseline
     scale_match: str = "none"
@@ -90,8 +93,9 @@ class TrainConfig:
         _require(self.detector in DETECTORS, "detector", f"must be one of {list(DETECTORS)}", self.detector)
         if device_name_problem(self.device):
             raise InvalidValue(f"'device' {device_name_problem(self.device)}")
-        _require(not (self.bn_affine_trainable and self.from_scratch), "bn_affine_trainable",
-                 "needs pre-trained weights (backbone_weights or init_from); from scratch all of BatchNorm trains", None)
+        _require(not (self.bn_affine_trainable and self.trainable_backbone), "bn_affine_trainable",
+                 "needs pre-trained weights (backbone_weights or init_from) and backbone_freezing 'reference'; "
+                 "otherwise all of BatchNorm trains", None)
         methods = ("none", *METHODS)
         _require(self.scale_match in methods, "scale_match", f"must be one of {list(methods)}", self.scale_match)
         _require(self.scale_match == "none" or self.sm_target_annotations is not None,
@@ -108,9 +112,9 @@ class TrainConfig:
             raise InvalidValue(f"'detector_options' do not fit {self.detector!r}: {problem}") from None
 
     @property
-    def from_scratch(self) -> bool:
-        """No pre-trained tensor reaches this stage's model (see `trains_from_scratch`)."""
-        return trains_from_scratch(self.backbone_weights, self.init_from)
+    def trainable_backbone(self) -> bool:
+        """Trainable BatchNorm and no frozen stage (see `builds_trainable_backbone`)."""
+        return builds_trainable_backbone(self.backbone_weights, self.init_from, self.backbone_freezing)
 
     @property
     def paths(self) -> "RunPaths":
@@ -174,11 +178,14 @@ def check_inputs(config: TrainConfig, skip: Collection[str] = (), where: str | N
                                 + "; ".join(problems))
 
 
-def trains_from_scratch(backbone_weights: str | None, init_from: Path | str | None) -> bool:
-    """True when a stage loads neither backbone weights nor a pre-trained checkpoint: its detector is
-    then built with trainable BatchNorm and no frozen stage (`tinysm.models.backbone`), the ImageNet
-    conventions of reference §7 being kept whenever pre-trained tensors are loaded."""
-    return backbone_weights is None and init_from is None
+def builds_trainable_backbone(backbone_weights: str | None, init_from: Path | str | None,
+                              backbone_freezing: str = "reference") -> bool:
+    """Whether a stage's detector is built with trainable BatchNorm and no frozen stage
+    (`tinysm.models.backbone`): when it loads neither backbone weights nor a pre-trained checkpoint
+    (reference §7's freezing would fix random values and leave no normalisation), or when
+    `backbone_freezing` is "none" (the ablation); otherwise reference §7's ImageNet conventions hold."""
+    from_scratch = backbone_weights is None and init_from is None
+    return from_scratch or backbone_freezing == "none"
 
 
 def _require(ok: bool, key: str, problem: str, value: Any) -> None:

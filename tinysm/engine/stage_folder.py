@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +95,10 @@ def config_differences(config: TrainConfig, recorded: dict[str, Any], finished: 
     """The keys in which `config` differs from `recorded` in what it computes (sorted)."""
     current = config_to_dict(config)
     ignored = FINISHED_CHANGES if finished else RESUMABLE_CHANGES
+    # A key added to TrainConfig after the run was recorded ran with its default.
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
     return sorted(key for key in current.keys() | recorded.keys()
-                  if key not in ignored and current.get(key) != recorded.get(key))
+                  if key not in ignored and current.get(key) != recorded.get(key, defaults.get(key)))
 
 
 def holds_progress(paths: RunPaths) -> bool:

@@ -119,8 +119,8 @@ def build_model(config: TrainConfig, category_ids: list[int], context: Distribut
     weights = config.backbone_weights
     if weights is not None and weights != "imagenet":
         weights = str(resolve(weights))  # a local file, relative to the repository like every path
-    model = build_detector(config.detector, len(category_ids), backbone=config.backbone,
-                           backbone_weights=weights, category_ids=category_ids, from_scratch=config.from_scratch,
+    model = build_detector(config.detector, len(category_ids), backbone=config.backbone, backbone_weights=weights,
+                           category_ids=category_ids, trainable_backbone=config.trainable_backbone,
                            bn_affine_trainable=config.bn_affine_trainable, **config.detector_options)
     if config.init_from is not None:
         report = load_matching_weights(model, load_checkpoint(resolve(config.init_from)))

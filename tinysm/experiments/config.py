@@ -89,6 +89,9 @@ class ExperimentConfig:
     # Gradient clipping (max-norm) of both stages; null: the reference's, i.e. the detector's own
     # when fine-tuning ("-c": 1.0) and none in pre-training. A stabiliser for training from scratch.
     clip_grad_norm: float | None = None
+    # Fine-tuning after pre-training: "reference" freezes the stem, layer1 and BatchNorm (reference §7);
+    # "none" trains them all, as training from scratch does: an ablation (README "The CPU study").
+    finetune_backbone_freezing: Literal["reference", "none"] = "reference"
     # Pre-training on COCO (reference §8: LR 0.01 for 2 GPUs × 4 images), ignored when pretrain == "none".
     pretrain_epochs: int = 12
     pretrain_lr_per_image: float = 0.00125

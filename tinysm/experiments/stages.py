@@ -58,6 +58,7 @@ def stage_config(config: ExperimentConfig, stage: str, init_from: Path | None = 
         values = {
             **common, "train_annotations": tiny_set.train_tile_annotations,
             "train_images": tiny_set.erase_train_images, "init_from": init_from,
+            "backbone_freezing": config.finetune_backbone_freezing,
             "clip_grad_norm": (DETECTORS[config.detector].clip_grad_norm if config.clip_grad_norm is None
                                else config.clip_grad_norm),
             "epochs": config.epochs, "milestones": config.milestones, "lr_per_image": config.lr_per_image,

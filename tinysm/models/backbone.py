@@ -7,9 +7,10 @@ Two conventions, chosen explicitly by the caller (never guessed from `weights`, 
 builders do, because a model that will receive pre-trained tensors later is built with None too):
 - pre-trained (the default): reference §7's ImageNet fine-tuning rules, stem and layer1 frozen and every
   BatchNorm a `FrozenBatchNorm2d`;
-- `from_scratch`: no pre-trained tensor ever reaches the model, so those rules would freeze random
+- `trainable_backbone`: every stage trains and BatchNorm normalises with batch statistics. This is the
+  rule when no pre-trained tensor ever reaches the model, since the rules above would freeze random
   values and leave a deep network with no normalisation at all (identity statistics), which trains
-  unstably; instead every stage trains and BatchNorm normalises with batch statistics.
+  unstably; the engine also offers it after pre-training, as an ablation (`backbone_freezing`).
 """
 from __future__ import annotations
 
@@ -125,28 +126,26 @@ def local_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
-                     p6: Literal["maxpool_p5", "conv_c5"] = "maxpool_p5", from_scratch: bool = False,
+                     p6: Literal["maxpool_p5", "conv_c5"] = "maxpool_p5", trainable_backbone: bool = False,
                      bn_affine_trainable: bool = False) -> BackboneWithFPN:
-    """ResNet C2..C5 + FPN P2..P6, stem/layer1/BatchNorm frozen (reference §7) unless `from_scratch`.
+    """ResNet C2..C5 + FPN P2..P6, stem/layer1/BatchNorm frozen (reference §7) unless `trainable_backbone`.
 
     P6 is a stride-2 subsample of P5 (Faster-FPN) or a 3×3 stride-2 conv on C5 (Adaptive RetinaNet).
     Every FPN conv starts Xavier-uniform (reference §7.1; see `tinysm.models.initialisation`).
     `bn_affine_trainable` (COCO pre-training, reference §7.1): BatchNorm statistics stay frozen but its
-    weight and bias train in the trainable stages (layer2..4); no use with `from_scratch`, whose
+    weight and bias train in the trainable stages (layer2..4); no use with `trainable_backbone`, whose
     BatchNorm trains in full.
     """
     if name not in RESNETS:
         raise ValueError(f"backbone must be one of {RESNETS}, got {name!r}")
-    if from_scratch and weights is not None:
-        raise ValueError(f"from_scratch contradicts backbone_weights={str(weights)!r}")
-    if from_scratch and bn_affine_trainable:
-        raise ValueError("bn_affine_trainable contradicts from_scratch (whose BatchNorm trains statistics and all)")
+    if trainable_backbone and bn_affine_trainable:
+        raise ValueError("bn_affine_trainable contradicts trainable_backbone (whose BatchNorm trains statistics and all)")
     frozen = AffineFrozenBatchNorm2d if bn_affine_trainable else FrozenBatchNorm2d
-    norm_layer = nn.BatchNorm2d if from_scratch else frozen
+    norm_layer = nn.BatchNorm2d if trainable_backbone else frozen
     resnet = get_model(name, weights=None, norm_layer=norm_layer)
     load_resnet_weights(resnet, name, weights)
     for parameter_name, parameter in resnet.named_parameters():
-        parameter.requires_grad_(from_scratch or parameter_name.startswith(TRAINABLE_STAGES))
+        parameter.requires_grad_(trainable_backbone or parameter_name.startswith(TRAINABLE_STAGES))
     channels = [block_out_channels(getattr(resnet, layer)) for layer in RESNET_LAYERS]
     if p6 == "maxpool_p5":
         extra_block: ExtraFPNBlock = LastLevelMaxPool()

@@ -17,7 +17,7 @@ class DetectorEntry:
 
     label: str                       # as the paper's tables name it
     settings: type                   # the frozen dataclass of its knobs (defaults: reference §7)
-    build: Callable[..., nn.Module]  # (num_classes, category_ids, backbone, weights, from_scratch, settings)
+    build: Callable[..., nn.Module]  # (num_classes, category_ids, backbone, weights, trainable_backbone, settings)
     model_class: type                # its `merge_variant` says how tile detections merge (reference §2.3)
     clip_grad_norm: float | None     # max-norm clipping when fine-tuning the paper's variant (reference §7.1)
 
@@ -37,14 +37,14 @@ DETECTORS: dict[str, DetectorEntry] = {
 
 def build_detector(name: str, num_classes: int, backbone: str = "resnet50",
                    backbone_weights: str | Path | None = None, category_ids: Sequence[int] | None = None,
-                   from_scratch: bool = False, bn_affine_trainable: bool = False, **overrides: Any) -> nn.Module:
+                   trainable_backbone: bool = False, bn_affine_trainable: bool = False, **overrides: Any) -> nn.Module:
     """A `faster_fpn` or `adaptive_retinanet` detector with reference §7's settings, `overrides` on top.
 
-    `from_scratch`: no pre-trained tensor will ever be loaded (trainable BatchNorm, no frozen stage;
-    see `tinysm.models.backbone`); the default keeps reference §7's freezing for pre-trained weights.
+    `trainable_backbone`: BatchNorm trains and no stage is frozen (see `tinysm.models.backbone`), the
+    rule when no pre-trained tensor will ever be loaded; the default keeps reference §7's freezing.
     `bn_affine_trainable`: BatchNorm weight and bias train in layer2..4 while its statistics stay
     frozen, as in the reference's COCO pre-training (reference §7.1); the default freezes them
-    (fine-tuning). An error together with `from_scratch`.
+    (fine-tuning). An error together with `trainable_backbone`.
 
     `category_ids` are the COCO ids of the classes (default 1..num_classes); `overrides` are fields
     of `FasterFPNSettings` / `AdaptiveRetinaNetSettings` (an unknown or mistyped one is an error).
@@ -58,5 +58,5 @@ def build_detector(name: str, num_classes: int, backbone: str = "resnet50",
         raise ValueError(f"{len(ids)} category_ids given for num_classes={num_classes}: {ids}")
     entry = DETECTORS[name]
     settings = config_from_mapping(entry.settings, overrides, where=f"build_detector({name!r}) overrides")
-    return entry.build(num_classes, ids, backbone, backbone_weights, from_scratch, settings,
+    return entry.build(num_classes, ids, backbone, backbone_weights, trainable_backbone, settings,
                        bn_affine_trainable=bn_affine_trainable)

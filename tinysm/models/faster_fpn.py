@@ -70,11 +70,11 @@ class FasterFPN(CocoLabelsMixin, FasterRCNN):
 
 
 def build_faster_fpn(num_classes: int, category_ids: Sequence[int], backbone: str,
-                     backbone_weights: str | Path | None, from_scratch: bool, settings: FasterFPNSettings,
+                     backbone_weights: str | Path | None, trainable_backbone: bool, settings: FasterFPNSettings,
                      bn_affine_trainable: bool = False) -> FasterFPN:
     """A Faster-FPN with every setting of reference §7 (`bn_affine_trainable`: see `build_resnet_fpn`)."""
     s = settings
-    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, from_scratch=from_scratch,
+    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, trainable_backbone=trainable_backbone,
                             bn_affine_trainable=bn_affine_trainable)  # P6 = max-pool of P5
     anchors = anchor_generator(tuple((size,) for size in s.anchor_sizes), s.aspect_ratios,
                                strides=(4, 8, 16, 32, 64), round_anchors=s.round_anchors)  # P2..P6

@@ -98,7 +98,7 @@ class AdaptiveRetinaNet(CocoLabelsMixin, RetinaNet):
 
 
 def build_adaptive_retinanet(num_classes: int, category_ids: Sequence[int], backbone: str,
-                             backbone_weights: str | Path | None, from_scratch: bool,
+                             backbone_weights: str | Path | None, trainable_backbone: bool,
                              settings: AdaptiveRetinaNetSettings,
                              bn_affine_trainable: bool = False) -> AdaptiveRetinaNet:
     """An Adaptive RetinaNet with every setting of reference §7 (`bn_affine_trainable`: see `build_resnet_fpn`)."""
@@ -106,8 +106,8 @@ def build_adaptive_retinanet(num_classes: int, category_ids: Sequence[int], back
     sizes = s.anchor_sizes()
     if len(sizes) != 5:
         raise ValueError(f"anchor_strides must name the 5 levels P2..P6, got {s.anchor_strides}")
-    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, p6="conv_c5", from_scratch=from_scratch,
-                            bn_affine_trainable=bn_affine_trainable)
+    body = build_resnet_fpn(backbone, backbone_weights, s.fpn_channels, p6="conv_c5",
+                            trainable_backbone=trainable_backbone, bn_affine_trainable=bn_affine_trainable)
     anchors = anchor_generator(sizes, s.aspect_ratios, strides=s.anchor_strides, round_anchors=s.round_anchors)
     head_class = BatchNormalisedRetinaNetHead if s.loss_normalisation == "batch" else RetinaNetHead
     head = head_class(s.fpn_channels, anchors.num_anchors_per_location()[0], num_classes)
