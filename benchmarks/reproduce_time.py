@@ -56,12 +56,13 @@ def main() -> int:
     rows.append(("results", notebook_seconds(runs / "results.ipynb")))
     experiments = [s for name, s in rows[1:-1] if s is not None]
 
-    print(f"{'notebook':<20}{'wall (s)':>10}")
+    width = max(len(name) for name, _ in rows) + 2
+    print(f"{'notebook':<{width}}{'wall (s)':>10}")
     for name, seconds in rows:
-        print(f"{name:<20}{'–' if seconds is None else f'{seconds:.0f}':>10}")
-    print(f"{f'{len(experiments)} experiments':<20}{sum(experiments):>10.0f}")
+        print(f"{name:<{width}}{'–' if seconds is None else f'{seconds:.0f}':>10}")
+    print(f"{f'{len(experiments)} experiments':<{width}}{sum(experiments):>10.0f}")
     if total is not None:
-        print(f"{'whole command':<20}{total:>10.0f}")
+        print(f"{'whole command':<{width}}{total:>10.0f}")
 
     out = ROOT / "benchmarks" / "out" / "reproduce_time.json"
     out.parent.mkdir(parents=True, exist_ok=True)

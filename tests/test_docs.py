@@ -49,3 +49,33 @@ def test_readme_layout_names_every_module():
                      if path.name not in ("__init__.py", "__main__.py"))
     missing = [str(module) for module in modules if module.stem not in layout]
     assert not missing, f"README's layout section does not name {missing}"
+
+
+def study_numbers(csv_path) -> list[str]:
+    """Each row's numbers of a CPU-study table as README writes them: 'mean ± std', 'Δ ± std', paper Δ."""
+    import pandas as pd
+
+    numbers = []
+    for row in pd.read_csv(csv_path).itertuples():
+        numbers.append(f"{row.AP50_tiny_mean:.2f} ± {row.AP50_tiny_std:.2f}")
+        if not pd.isna(row.delta_vs_none_mean):
+            numbers.append(f"{row.delta_vs_none_mean:+.2f} ± {row.delta_vs_none_std:.2f}")
+        if not pd.isna(row.paper_delta):
+            numbers.append(f"{row.paper_delta:+.2f}")
+    return numbers
+
+
+@pytest.mark.parametrize("table", ["figures/cpu_study.csv"])
+def test_readme_states_the_cpu_study_numbers_of_the_committed_table(table):
+    """README's CPU-study numbers are the ones the study command wrote, not typed from memory."""
+    readme = (ROOT / "README.md").read_text()
+    study = readme[readme.index("### The CPU study"):readme.index("### Run one experiment")]
+    missing = [number for number in study_numbers(ROOT / table) if number not in study]
+    assert not missing, f"README's CPU study section lacks {missing} of {table}"
+
+
+def test_the_number_check_sees_a_changed_value(tmp_path):
+    (tmp_path / "t.csv").write_text("detector,arm,seeds,AP50_tiny_mean,AP50_tiny_std,delta_vs_none_mean,"
+                                    "delta_vs_none_std,paper_delta\nf,none,3,48.1117,3.7489,,,\n"
+                                    "f,sm,3,37.108,1.7367,-11.0037,3.3593,0.49\n")
+    assert study_numbers(tmp_path / "t.csv") == ["48.11 ± 3.75", "37.11 ± 1.74", "-11.00 ± 3.36", "+0.49"]
