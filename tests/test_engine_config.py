@@ -144,7 +144,8 @@ def test_backbone_freezing_none_trains_every_stage_of_a_pretrained_backbone(tmp_
     built = {}
     for freezing in ("reference", "none"):
         body, optimised = backbone_and_optimised(tmp_path, weights, f"backbone_freezing: {freezing}")
-        built[freezing] = [type(body.bn1), id(body.conv1.weight) in optimised, id(body.layer1[0].bn1.weight) in optimised]
+        built[freezing] = [type(body.bn1), id(body.conv1.weight) in optimised,
+                           id(body.layer1[0].bn1.weight) in optimised]
     assert built == {"reference": [FrozenBatchNorm2d, False, False], "none": [torch.nn.BatchNorm2d, True, True]}
     with pytest.raises(ConfigError, match="'bn_affine_trainable' needs pre-trained weights .* backbone_freezing"):
         load_train_config(write(tmp_path, f"backbone_weights: {weights}\nbackbone_freezing: none\n"

@@ -5,7 +5,7 @@ keys (`tinysm train CONFIG.yaml`); unknown keys and wrong types fail before any 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Collection, Literal, Mapping
 
@@ -179,13 +179,20 @@ def check_inputs(config: TrainConfig, skip: Collection[str] = (), where: str | N
 
 
 def builds_trainable_backbone(backbone_weights: str | None, init_from: Path | str | None,
-                              backbone_freezing: str = "reference") -> bool:
+                              backbone_freezing: str) -> bool:
     """Whether a stage's detector is built with trainable BatchNorm and no frozen stage
     (`tinysm.models.backbone`): when it loads neither backbone weights nor a pre-trained checkpoint
     (reference §7's freezing would fix random values and leave no normalisation), or when
     `backbone_freezing` is "none" (the ablation); otherwise reference §7's ImageNet conventions hold."""
     from_scratch = backbone_weights is None and init_from is None
     return from_scratch or backbone_freezing == "none"
+
+
+def recorded_with_defaults(recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """A config recorded by an earlier run (config.yaml, a checkpoint's "config"), with every key
+    added to `TrainConfig` since then set to its default: the value that run had."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    return {**defaults, **recorded}
 
 
 def _require(ok: bool, key: str, problem: str, value: Any) -> None:

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tinysm.config import config_to_dict
-from tinysm.engine.config import RunPaths, TrainConfig
+from tinysm.engine.config import RunPaths, TrainConfig, recorded_with_defaults
 from tinysm.engine.distributed import DistributedContext, gather_objects
 from tinysm.io import atomic_write_json, atomic_write_text, remove_stray_temporaries
 from tinysm.locks import FolderInUse, FolderLock, lock_folder
@@ -95,10 +95,9 @@ def config_differences(config: TrainConfig, recorded: dict[str, Any], finished: 
     """The keys in which `config` differs from `recorded` in what it computes (sorted)."""
     current = config_to_dict(config)
     ignored = FINISHED_CHANGES if finished else RESUMABLE_CHANGES
-    # A key added to TrainConfig after the run was recorded ran with its default.
-    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    recorded = recorded_with_defaults(recorded)
     return sorted(key for key in current.keys() | recorded.keys()
-                  if key not in ignored and current.get(key) != recorded.get(key, defaults.get(key)))
+                  if key not in ignored and current.get(key) != recorded.get(key))
 
 
 def holds_progress(paths: RunPaths) -> bool:

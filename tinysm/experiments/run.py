@@ -185,17 +185,17 @@ def training_log(config: ExperimentConfig) -> list[dict[str, Any]]:
 def load_trained_detector(checkpoint: Path, device: str = "auto"):
     """The detector a stage's final checkpoint holds, rebuilt from the config saved with it."""
     from tinysm.engine.checkpoint import load_checkpoint
-    from tinysm.engine.config import builds_trainable_backbone
+    from tinysm.engine.config import builds_trainable_backbone, recorded_with_defaults
     from tinysm.engine.distributed import resolve_device
     from tinysm.models import build_detector
 
     state = load_checkpoint(checkpoint)
-    trained_with = state["config"]
+    trained_with = recorded_with_defaults(state["config"])
     model = build_detector(trained_with["detector"], len(state["category_ids"]), backbone=trained_with["backbone"],
                            backbone_weights=None, category_ids=state["category_ids"],
-                           trainable_backbone=builds_trainable_backbone(trained_with["backbone_weights"],
-                                                                        trained_with["init_from"],
-                                                                        trained_with.get("backbone_freezing", "reference")),
+                           trainable_backbone=builds_trainable_backbone(
+                               trained_with["backbone_weights"], trained_with["init_from"],
+                               trained_with["backbone_freezing"]),
                            **trained_with["detector_options"])
     model.load_state_dict(state["model"])
     return model.to(resolve_device(device))

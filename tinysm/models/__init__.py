@@ -6,8 +6,9 @@ Contract with the training engine and the tiled inference (tinysm/engine/predict
   trainable_backbone=False, bn_affine_trainable=False, **overrides) -> nn.Module`, name "faster_fpn" or
   "adaptive_retinanet". `backbone_weights`: "imagenet", a local ResNet state_dict file, or None;
   stem, layer1 and all BatchNorm are frozen unless `trainable_backbone` (the rule when no
-  pre-trained tensor will ever be loaded); `bn_affine_trainable` (COCO pre-training stages) lets the BatchNorm weight and bias of
-  layer2..4 train while the statistics stay frozen; the state_dict names do not change.
+  pre-trained tensor will ever be loaded); `bn_affine_trainable` (COCO pre-training stages) lets
+  the BatchNorm weight and bias of layer2..4 train while the statistics stay frozen; the state_dict
+  names do not change.
 - Input images: a list of float32 3×H×W tensors in [0, 1]. The model normalises with ImageNet
   mean/std and pads to a multiple of 32 itself; it never resizes.
 - Train mode: `model(images, targets)` -> dict of named losses; targets are dicts with `boxes`

@@ -139,7 +139,8 @@ def build_resnet_fpn(name: str, weights: str | Path | None, fpn_channels: int,
     if name not in RESNETS:
         raise ValueError(f"backbone must be one of {RESNETS}, got {name!r}")
     if trainable_backbone and bn_affine_trainable:
-        raise ValueError("bn_affine_trainable contradicts trainable_backbone (whose BatchNorm trains statistics and all)")
+        raise ValueError("bn_affine_trainable contradicts trainable_backbone "
+                         "(whose BatchNorm trains statistics and all)")
     frozen = AffineFrozenBatchNorm2d if bn_affine_trainable else FrozenBatchNorm2d
     norm_layer = nn.BatchNorm2d if trainable_backbone else frozen
     resnet = get_model(name, weights=None, norm_layer=norm_layer)
