@@ -18,7 +18,6 @@ def run(args: argparse.Namespace) -> int:
 
     from tinysm.config import config_to_dict
     from tinysm.experiments.config import load_experiment_config
-    from tinysm.experiments.stages import stage_gpus
 
     config = load_experiment_config(args.params, parse_overrides(args.overrides))
     print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
@@ -26,8 +25,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"# fine-tuning: SGD LR {config.optimizer_lr:g} = {config.lr_per_image:g} per image x "
           f"{config.batch_size} image(s) x {config.gpus} GPU(s)")
     if config.pretrain != "none":
-        gpus = stage_gpus(config, "pretrain")
-        lr = config.pretrain_lr_per_image * config.pretrain_batch_size * gpus
-        print(f"# pre-training: SGD LR {lr:g} = {config.pretrain_lr_per_image:g} per image x "
-              f"{config.pretrain_batch_size} image(s) x {gpus} GPU(s)")
+        print(f"# pre-training: SGD LR {config.pretrain_optimizer_lr:g} = {config.pretrain_lr_per_image:g} per "
+              f"image x {config.pretrain_batch_size} image(s) x {config.pretrain_gpus} GPU(s)")
     return 0

@@ -149,6 +149,11 @@ class ExperimentConfig:
         """The fine-tuning stage's SGD rate: per image × the global batch (reference §8: 0.01 on 2 GPUs)."""
         return self.lr_per_image * self.batch_size * self.gpus
 
+    @property
+    def pretrain_optimizer_lr(self) -> float:
+        """The pre-training stage's SGD rate: per image × its global batch (reference §8: 0.01 on 2 GPUs × 4)."""
+        return self.pretrain_lr_per_image * self.pretrain_batch_size * self.pretrain_gpus
+
 
 def load_experiment_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
     """A params row file (with its `base:` chain) as a validated config; `experiment` defaults to the
